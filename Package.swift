@@ -1,0 +1,68 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Targets follow ../shared/STYLE.md: arrows point down only, and only the two shim owners
+// (GRPCServer, and later the HTTP transport) import C. Everything else builds and tests
+// without libgrpc or libcurl.
+let package = Package(
+    name: "glusterfs-csi",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "glusterfs-csi", targets: ["glusterfs-csi"])
+    ],
+    dependencies: [
+        // Traits off: the default ones pull in Foundation streams we do not use.
+        .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+    ],
+    targets: [
+        // C shim over gRPC core. Linked by name, not pkg-config: see grpc-core-notes.md.
+        .target(
+            name: "CGRPCShim",
+            linkerSettings: [.linkedLibrary("grpc"), .linkedLibrary("gpr")]
+        ),
+        .target(
+            name: "CSIProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .target(
+            name: "CSICore",
+            dependencies: [
+                "CSIProto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .target(
+            name: "GRPCServer",
+            dependencies: [
+                "CGRPCShim", "CSICore", "CSIProto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .target(
+            name: "Controller",
+            dependencies: ["CSICore", "CSIProto", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "Node",
+            dependencies: ["CSICore", "CSIProto", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "glusterfs-csi",
+            dependencies: [
+                "CSICore", "CSIProto", "GRPCServer", "Controller", "Node",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "CSICoreTests", dependencies: ["CSICore", "CSIProto"]),
+        .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSICore", "CSIProto"]),
+        .testTarget(name: "ControllerTests", dependencies: ["Controller", "CSICore", "CSIProto"]),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "CSICore", "CSIProto"]),
+        .testTarget(name: "DriverTests", dependencies: ["glusterfs-csi", "CSICore", "Controller"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
