@@ -44,16 +44,22 @@ let package = Package(
         ),
         .target(
             name: "Controller",
-            dependencies: ["CSICore", "CSIProto", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CSICore", "CSIProto", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         .target(
             name: "Node",
-            dependencies: ["CSICore", "CSIProto", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CSICore", "CSIProto", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         .executableTarget(
             name: "glusterfs-csi",
             dependencies: [
-                "CSICore", "CSIProto", "GRPCServer", "Controller", "Node",
+                "CSICore", "CSIProto", "GRPCServer", "Controller",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,0 +1,136 @@
+import CSICore
+import GRPCServer
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The driver's settings after flags, environment variables and defaults were combined and checked.
+///
+/// A flag wins over its environment variable (so manifests can set variables and a person can
+/// still override one on the command line); every value is validated with a message that names
+/// the flag and the variable.
+struct DriverConfiguration: Sendable {
+    var endpoint: Endpoint
+    var mode: DriverMode
+    var nodeID: String
+    var driverName: String
+    var logLevel: Logger.Level
+    var logFormat: LogFormat
+    var maxMessageBytes: Int
+    var shutdownGrace: Duration
+    var shutdownHardLimit: Duration
+    var testHooks: Bool
+
+    /// Environment variable names, one per flag.
+    enum Variable {
+        static let endpoint = "GLUSTERFS_CSI_ENDPOINT"
+        static let mode = "GLUSTERFS_CSI_MODE"
+        static let nodeID = "GLUSTERFS_CSI_NODE_ID"
+        static let driverName = "GLUSTERFS_CSI_DRIVER_NAME"
+        static let logLevel = "GLUSTERFS_CSI_LOG_LEVEL"
+        static let logFormat = "GLUSTERFS_CSI_LOG_FORMAT"
+        static let maxMessageSize = "GLUSTERFS_CSI_MAX_MESSAGE_SIZE"
+        static let shutdownGrace = "GLUSTERFS_CSI_SHUTDOWN_GRACE"
+    }
+
+    static let defaultEndpoint = "unix:///csi/csi.sock"
+
+    /// Raw values as given by flags (nil when the flag was absent).
+    struct Flags: Sendable {
+        var endpoint: String?
+        var mode: String?
+        var nodeID: String?
+        var driverName: String?
+        var logLevel: String?
+        var logFormat: String?
+        var maxMessageSize: String?
+        var shutdownGrace: String?
+        var testHooks = false
+    }
+
+    init(
+        flags: Flags, environment: [String: String], hostName: () -> String = DriverConfiguration.hostName
+    )
+        throws(CSIError)
+    {
+        func value(_ flag: String?, _ variable: String) -> String? {
+            flag ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        endpoint = try Endpoint(parsing: value(flags.endpoint, Variable.endpoint) ?? Self.defaultEndpoint)
+
+        let modeText = value(flags.mode, Variable.mode) ?? DriverMode.all.rawValue
+        guard let mode = DriverMode(rawValue: modeText) else {
+            throw Self.invalid("--mode", Variable.mode, modeText, DriverMode.allCases.map(\.rawValue))
+        }
+        self.mode = mode
+
+        nodeID = value(flags.nodeID, Variable.nodeID) ?? hostName()
+        guard !nodeID.isEmpty, nodeID.utf8.count <= 192 else {
+            throw CSIError(
+                .invalidArgument,
+                "--node-id (\(Variable.nodeID)) must be 1 to 192 bytes; set it to the Kubernetes node name")
+        }
+
+        driverName = value(flags.driverName, Variable.driverName) ?? DriverInfo.defaultName
+        try DriverInfo.validate(name: driverName)
+
+        let levelText = value(flags.logLevel, Variable.logLevel) ?? "info"
+        guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
+            throw Self.invalid("--log-level", Variable.logLevel, levelText, Logger.Level.allCases.map(\.rawValue))
+        }
+        logLevel = level
+
+        let formatText = value(flags.logFormat, Variable.logFormat) ?? LogFormat.text.rawValue
+        guard let format = LogFormat(rawValue: formatText.lowercased()) else {
+            throw Self.invalid("--log-format", Variable.logFormat, formatText, LogFormat.allCases.map(\.rawValue))
+        }
+        logFormat = format
+
+        let sizeText = value(flags.maxMessageSize, Variable.maxMessageSize) ?? String(4 << 20)
+        guard let size = Int(sizeText), size >= 64 << 10, size <= 1 << 30 else {
+            throw CSIError(
+                .invalidArgument,
+                "--max-message-size (\(Variable.maxMessageSize)) '\(sizeText)': expected a byte count from "
+                    + "65536 to 1073741824 (default 4194304)")
+        }
+        maxMessageBytes = size
+
+        let graceText = value(flags.shutdownGrace, Variable.shutdownGrace) ?? "25"
+        guard let grace = Int(graceText), grace >= 0, grace <= 3600 else {
+            throw CSIError(
+                .invalidArgument,
+                "--shutdown-grace (\(Variable.shutdownGrace)) '\(graceText)': expected whole seconds from 0 to 3600 "
+                    + "(default 25; keep it below the pod's terminationGracePeriodSeconds)")
+        }
+        shutdownGrace = .seconds(grace)
+        shutdownHardLimit = .seconds(5)
+        testHooks = flags.testHooks
+    }
+
+    private static func invalid(_ flag: String, _ variable: String, _ value: String, _ accepted: [String]) -> CSIError {
+        CSIError(
+            .invalidArgument,
+            "\(flag) (\(variable)) '\(value)': expected one of \(accepted.joined(separator: ", "))")
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func processEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        var entry = environ
+        while let pointer = entry.pointee {
+            let text = String(cString: pointer)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            entry += 1
+        }
+        return result
+    }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import CSICore
+import Dispatch
+import GRPCServer
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `glusterfs-csi` command: flags, wiring and signals; the services live in their own targets.
+@main
+struct GlusterFSCSI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "glusterfs-csi",
+        abstract: "A CSI driver that provisions GlusterFS volumes through Heketi and mounts them into pods.",
+        discussion: """
+            Every option can also be set with an environment variable (the flag wins):
+              GLUSTERFS_CSI_ENDPOINT, GLUSTERFS_CSI_MODE, GLUSTERFS_CSI_NODE_ID, GLUSTERFS_CSI_DRIVER_NAME,
+              GLUSTERFS_CSI_LOG_LEVEL, GLUSTERFS_CSI_LOG_FORMAT, GLUSTERFS_CSI_MAX_MESSAGE_SIZE,
+              GLUSTERFS_CSI_SHUTDOWN_GRACE.
+            SIGTERM or SIGINT stops accepting calls, lets calls in flight finish within the grace period,
+            and exits 0 when all were answered.
+            """,
+        version: DriverInfo.version)
+
+    @Option(
+        help:
+            "The Unix socket to serve on: unix:///path or a plain path. (default: \(DriverConfiguration.defaultEndpoint))"
+    )
+    var endpoint: String?
+
+    @Option(help: "Which services to serve: controller, node or all. (default: all)")
+    var mode: String?
+
+    @Option(
+        name: .customLong("node-id"),
+        help: "This node's ID, normally the Kubernetes node name. (default: the host name)")
+    var nodeID: String?
+
+    @Option(help: "The CSI driver name; must match the CSIDriver object. (default: \(DriverInfo.defaultName))")
+    var driverName: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical. (default: info)")
+    var logLevel: String?
+
+    @Option(help: "text or json. (default: text)")
+    var logFormat: String?
+
+    @Option(help: "The largest request or response in bytes. (default: 4194304)")
+    var maxMessageSize: String?
+
+    @Option(help: "Seconds to let calls in flight finish after SIGTERM before cancelling them. (default: 25)")
+    var shutdownGrace: String?
+
+    @Flag(help: .private)
+    var enableTestHooks = false
+
+    var flags: DriverConfiguration.Flags {
+        DriverConfiguration.Flags(
+            endpoint: endpoint, mode: mode, nodeID: nodeID, driverName: driverName, logLevel: logLevel,
+            logFormat: logFormat, maxMessageSize: maxMessageSize, shutdownGrace: shutdownGrace,
+            testHooks: enableTestHooks)
+    }
+
+    func resolvedConfiguration() throws -> DriverConfiguration {
+        do {
+            return try DriverConfiguration(flags: flags, environment: DriverConfiguration.processEnvironment())
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func validate() throws {
+        _ = try resolvedConfiguration()
+    }
+
+    func run() async throws {
+        let configuration = try resolvedConfiguration()
+        LoggingSystem.bootstrap { label in
+            DriverLogHandler(logLevel: configuration.logLevel, format: configuration.logFormat, label: label)
+        }
+        var logger = Logger(label: "glusterfs-csi")
+        logger.logLevel = configuration.logLevel
+        GRPCLogBridge.install(logger)
+        let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
+
+        let server: UnaryServer
+        do {
+            server = try UnaryServer(
+                endpoint: configuration.endpoint, router: Routes.router(for: configuration), logger: logger,
+                maxMessageBytes: configuration.maxMessageBytes)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error.message)"])
+            throw ExitCode(1)
+        }
+        logger.info(
+            "serving",
+            metadata: [
+                "endpoint": "\(configuration.endpoint)", "mode": "\(configuration.mode.rawValue)",
+                "driver": "\(configuration.driverName)", "node_id": "\(configuration.nodeID)",
+                "version": "\(DriverInfo.version)",
+            ])
+
+        let signal = await signals.next()
+        logger.info(
+            "shutting down", metadata: ["signal": "\(signal)", "grace": "\(configuration.shutdownGrace)"])
+        let clean = await server.shutdown(
+            grace: configuration.shutdownGrace, hardLimit: configuration.shutdownHardLimit)
+        if clean {
+            logger.info("stopped: every call was answered")
+        } else {
+            logger.error("stopped with calls still unanswered after the hard limit")
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How log lines are written to stderr.
+enum LogFormat: String, CaseIterable, Sendable {
+    /// `2026-11-25T19:47:24.123Z info rpc started rpc.method=/csi.v1.Identity/Probe`
+    case text
+    /// One JSON object per line, for log collectors.
+    case json
+}
+
+/// A swift-log handler writing one line per event to stderr, as text or JSON.
+///
+/// Each line goes out in a single write(2), so lines from concurrent calls never interleave.
+struct DriverLogHandler: LogHandler {
+    var logLevel: Logger.Level
+    var metadata: Logger.Metadata = [:]
+    let format: LogFormat
+    let label: String
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata {
+            merged.merge(extra) { _, new in new }
+        }
+        let line = render(level: event.level, message: "\(event.message)", metadata: merged, time: Self.timestamp())
+        var bytes = Array(line.utf8)
+        bytes.append(0x0A)
+        bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+    }
+
+    func render(level: Logger.Level, message: String, metadata: Logger.Metadata, time: String) -> String {
+        let keys = metadata.keys.sorted()
+        switch format {
+        case .text:
+            var line = "\(time) \(level) \(message)"
+            for key in keys {
+                line += " \(key)=\(Self.quotedIfNeeded("\(metadata[key]!)"))"
+            }
+            return line
+        case .json:
+            var line = "{\"time\":\(Self.jsonString(time)),\"level\":\(Self.jsonString("\(level)"))"
+            line += ",\"logger\":\(Self.jsonString(label)),\"message\":\(Self.jsonString(message))"
+            for key in keys {
+                line += ",\(Self.jsonString(key)):\(Self.jsonString("\(metadata[key]!)"))"
+            }
+            return line + "}"
+        }
+    }
+
+    static func quotedIfNeeded(_ value: String) -> String {
+        let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }
+        return needsQuotes ? jsonString(value) : value
+    }
+
+    /// A JSON string literal (also used to quote text values, so both formats escape alike).
+    static func jsonString(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    /// RFC 3339 UTC with milliseconds, without Foundation (which would cost megabytes of RSS).
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
+            + "\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+}
