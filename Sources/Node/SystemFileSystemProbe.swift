@@ -1,0 +1,106 @@
+import Glibc
+import Synchronization
+
+// Glibc's errno constants, re-exported for `PathHealth` so that its public API does not depend
+// on importing Glibc.
+let ENOTCONNValue = ENOTCONN
+let ESTALEValue = ESTALE
+let EIOValue = EIO
+let EHOSTDOWNValue = EHOSTDOWN
+let EACCESValue = EACCES
+
+/// The real `FileSystemProbe`: `stat`/`statvfs` on a dedicated thread, abandoned if it hangs.
+///
+/// At most one stuck call per path: while an abandoned call on a path has not returned, further
+/// probes of it answer "hung" at once instead of stranding another thread each time kubelet asks
+/// for volume stats.
+public final class SystemFileSystemProbe: FileSystemProbe {
+    /// Calls in flight and calls abandoned after their timeout, by call number.
+    private struct Calls {
+        var next = 0
+        var running: [Int: String] = [:]
+        var abandoned: [Int: String] = [:]
+    }
+
+    private let calls = Mutex(Calls())
+
+    public init() {}
+
+    public func health(of path: String, timeout: Duration) async -> PathHealth {
+        do throws(ProbeError) {
+            _ = try await call(path, timeout: timeout) { path -> Int32 in
+                var info = stat()
+                return stat(path, &info) == 0 ? 0 : errno
+            }
+            return .healthy
+        } catch {
+            switch error {
+            case .system(ENOENT):
+                return .missing
+            case .system(let code) where PathHealth.corruptingErrnos.contains(code):
+                return .corrupted(reason: systemErrorDescription(code))
+            case .system(let code):
+                return .failed(errno: code)
+            case .timedOut:
+                return .corrupted(reason: "stat \(error)")
+            }
+        }
+    }
+
+    public func usage(of path: String, timeout: Duration) async throws(ProbeError) -> FilesystemUsage {
+        let result = SendableBox<statvfs>(statvfs())
+        _ = try await call(path, timeout: timeout) { path -> Int32 in
+            var info = statvfs()
+            guard statvfs(path, &info) == 0 else { return errno }
+            result.value = info
+            return 0
+        }
+        let info = result.value
+        let fragment = Int64(info.f_frsize)
+        return FilesystemUsage(
+            totalBytes: Int64(info.f_blocks) * fragment,
+            availableBytes: Int64(info.f_bavail) * fragment,
+            usedBytes: (Int64(info.f_blocks) - Int64(info.f_bfree)) * fragment,
+            totalInodes: Int64(info.f_files),
+            availableInodes: Int64(info.f_favail),
+            usedInodes: Int64(info.f_files) - Int64(info.f_ffree))
+    }
+
+    /// Runs `body(path)` (returning 0 or an errno) on its own thread, bounded by `timeout`.
+    private func call(_ path: String, timeout: Duration, _ body: @escaping @Sendable (String) -> Int32)
+        async throws(ProbeError)
+    {
+        let id = calls.withLock { calls -> Int? in
+            if calls.abandoned.values.contains(path) { return nil }
+            defer { calls.next += 1 }
+            calls.running[calls.next] = path
+            return calls.next
+        }
+        guard let id else { throw .timedOut(timeout) }
+        let code = await BlockingThread.run(timeout: timeout) { [self] () -> Int32 in
+            defer {
+                self.calls.withLock { calls in
+                    calls.running[id] = nil
+                    calls.abandoned[id] = nil
+                }
+            }
+            return body(path)
+        }
+        guard let code else {
+            // Still running (it may have finished just now, then there is nothing to mark).
+            calls.withLock { calls in
+                if let path = calls.running.removeValue(forKey: id) { calls.abandoned[id] = path }
+            }
+            throw .timedOut(timeout)
+        }
+        if code != 0 { throw .system(code) }
+    }
+}
+
+/// A mutable box handed to a probe thread. `@unchecked Sendable` because the thread writes it
+/// strictly before `call` returns (the continuation resume orders the write before our read);
+/// after a timeout the box is never read, so a late write is harmless.
+private final class SendableBox<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
+}
