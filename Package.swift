@@ -64,11 +64,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "CSICoreTests", dependencies: ["CSICore", "CSIProto"]),
-        .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSICore", "CSIProto"]),
+        .testTarget(
+            name: "CSICoreTests",
+            dependencies: [
+                "CSICore", "CSIProto", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .testTarget(
+            name: "GRPCServerTests",
+            dependencies: [
+                "GRPCServer", "CSICore", "CSIProto", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "CSICore", "CSIProto"]),
         .testTarget(name: "NodeTests", dependencies: ["Node", "CSICore", "CSIProto"]),
-        .testTarget(name: "DriverTests", dependencies: ["glusterfs-csi", "CSICore", "Controller"]),
+        .testTarget(
+            name: "DriverTests",
+            dependencies: ["glusterfs-csi", "CSICore", "Controller", .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,102 @@
+import CSICore
+import Logging
+import Testing
+
+@testable import glusterfs_csi
+
+private func configuration(
+    _ flags: DriverConfiguration.Flags = .init(), environment: [String: String] = [:]
+) throws -> DriverConfiguration {
+    try DriverConfiguration(flags: flags, environment: environment, hostName: { "node-7" })
+}
+
+@Suite struct DriverConfigurationTests {
+    @Test func defaults() throws {
+        let config = try configuration()
+        #expect(config.endpoint.path == "/csi/csi.sock")
+        #expect(config.mode == .all)
+        #expect(config.nodeID == "node-7")
+        #expect(config.driverName == "glusterfs.csi.heketi.io")
+        #expect(config.logLevel == .info)
+        #expect(config.logFormat == .text)
+        #expect(config.maxMessageBytes == 4 << 20)
+        #expect(config.shutdownGrace == .seconds(25))
+        #expect(!config.testHooks)
+    }
+
+    @Test func environmentFillsWhatFlagsLeaveOut() throws {
+        let config = try configuration(
+            environment: [
+                "GLUSTERFS_CSI_ENDPOINT": "unix:///plugin/csi.sock", "GLUSTERFS_CSI_MODE": "node",
+                "GLUSTERFS_CSI_NODE_ID": "worker-3", "GLUSTERFS_CSI_LOG_FORMAT": "JSON",
+                "GLUSTERFS_CSI_LOG_LEVEL": "debug",
+            ])
+        #expect(config.endpoint.path == "/plugin/csi.sock")
+        #expect(config.mode == .node)
+        #expect(config.nodeID == "worker-3")
+        #expect(config.logFormat == .json)
+        #expect(config.logLevel == .debug)
+    }
+
+    @Test func flagsWinOverTheEnvironment() throws {
+        var flags = DriverConfiguration.Flags()
+        flags.mode = "controller"
+        let config = try configuration(flags, environment: ["GLUSTERFS_CSI_MODE": "node"])
+        #expect(config.mode == .controller)
+    }
+
+    @Test func emptyVariablesCountAsUnset() throws {
+        let config = try configuration(environment: ["GLUSTERFS_CSI_NODE_ID": ""])
+        #expect(config.nodeID == "node-7")
+    }
+
+    @Test(arguments: [
+        (DriverConfiguration.Flags(mode: "sideways"), "--mode (GLUSTERFS_CSI_MODE) 'sideways'"),
+        (DriverConfiguration.Flags(driverName: "bad name"), "driver name 'bad name' is invalid"),
+        (DriverConfiguration.Flags(logLevel: "loud"), "--log-level (GLUSTERFS_CSI_LOG_LEVEL) 'loud'"),
+        (DriverConfiguration.Flags(logFormat: "xml"), "--log-format (GLUSTERFS_CSI_LOG_FORMAT) 'xml'"),
+        (DriverConfiguration.Flags(maxMessageSize: "lots"), "--max-message-size"),
+        (DriverConfiguration.Flags(shutdownGrace: "-1"), "--shutdown-grace"),
+        (DriverConfiguration.Flags(endpoint: "tcp://h:1"), "only Unix sockets"),
+        (DriverConfiguration.Flags(nodeID: String(repeating: "n", count: 200)), "--node-id"),
+    ])
+    func badValuesSayWhatIsWrong(_ flags: DriverConfiguration.Flags, _ expected: String) {
+        #expect {
+            _ = try configuration(flags)
+        } throws: { error in
+            let error = error as! CSIError
+            return error.code == .invalidArgument && error.message.contains(expected)
+        }
+    }
+
+    @Test func modesSelectServices() {
+        #expect(DriverMode.controller.servesController && !DriverMode.controller.servesNode)
+        #expect(!DriverMode.node.servesController && DriverMode.node.servesNode)
+        #expect(DriverMode.all.servesController && DriverMode.all.servesNode)
+    }
+}
+
+@Suite struct LogHandlerTests {
+    private let metadata: Logger.Metadata = ["rpc.method": "/csi.v1.Identity/Probe", "note": "two words"]
+
+    @Test func textLinesQuoteValuesWithSpaces() {
+        let handler = DriverLogHandler(logLevel: .info, format: .text, label: "t")
+        let line = handler.render(level: .info, message: "rpc finished", metadata: metadata, time: "T")
+        #expect(line == "T info rpc finished note=\"two words\" rpc.method=/csi.v1.Identity/Probe")
+    }
+
+    @Test func jsonLinesEscapeEverything() {
+        let handler = DriverLogHandler(logLevel: .info, format: .json, label: "t")
+        let line = handler.render(
+            level: .warning, message: "quote \" and\nnewline", metadata: ["k": "\u{1}"], time: "T")
+        #expect(
+            line == #"{"time":"T","level":"warning","logger":"t","message":"quote \" and\nnewline","k":"\u0001"}"#)
+    }
+
+    @Test func timestampsAreRFC3339WithMilliseconds() {
+        let stamp = DriverLogHandler.timestamp()
+        #expect(stamp.count == 24)
+        #expect(stamp.hasSuffix("Z"))
+        #expect(Array(stamp)[10] == "T")
+    }
+}
