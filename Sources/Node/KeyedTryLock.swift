@@ -18,11 +18,12 @@ public final class KeyedTryLock<Key: Hashable & Sendable>: Sendable {
     }
 
     private let holdings = Mutex<[Key: Holding]>([:])
-    /// What a key names, for the ABORTED message ("volume", "target path").
+    /// What a key names, for the ABORTED message ("volume"); empty when keys describe themselves.
     private let noun: String
 
-    /// - Parameter noun: what a key names, used in the error message, e.g. "volume".
-    public init(noun: String) {
+    /// - Parameter noun: what a key names, used in the error message, e.g. "volume". Leave it
+    ///   empty when the key's own description already says what it is.
+    public init(noun: String = "") {
         self.noun = noun
     }
 
@@ -64,8 +65,8 @@ public final class KeyedTryLock<Key: Hashable & Sendable>: Sendable {
             return true
         }
         guard acquired else {
-            throw CSIError.aborted(
-                "another operation on \(noun) \(key) is in progress; retry when it has finished")
+            let name = noun.isEmpty ? "\(key)" : "\(noun) \(key)"
+            throw CSIError.aborted("another operation on \(name) is in progress; retry when it has finished")
         }
     }
 

@@ -1,0 +1,171 @@
+import CSICore
+import Logging
+
+/// Mount steps shared by the RPCs: mounting a Gluster volume with its client log tail on failure,
+/// unmounting whatever is at a path, and re-binding targets after a dead client was replaced.
+extension NodeService {
+    /// The FUSE file-system type of a GlusterFS client mount, as the mount table shows it.
+    static let glusterFSType = "fuse.glusterfs"
+    /// How many stacked mounts one unmount call peels off a path before giving up.
+    static let maxStackedMounts = 8
+
+    /// The topmost mount at `path`, as a CSI error if the table cannot be read.
+    func mountPoint(at path: String) throws(CSIError) -> MountInfo? {
+        do throws(MountError) {
+            return try mounter.mountPoint(at: path)
+        } catch {
+            throw error.csiError
+        }
+    }
+
+    /// The whole mount table, as a CSI error if it cannot be read.
+    func mountTable() throws(CSIError) -> [MountInfo] {
+        do throws(MountError) {
+            return try mounter.mountTable()
+        } catch {
+            throw error.csiError
+        }
+    }
+
+    /// Mounts `source` on `stagingPath` (which must exist and be unmounted) and returns the new
+    /// mount. Retries once without `auto_unmount` when the client rejects it. On failure nothing is
+    /// left mounted and the error ends with the client log's new lines.
+    func mountGluster(
+        _ source: GlusterVolumeSource, options: GlusterMountOptions, volumeID: String, stagingPath: String,
+        logger: Logger, context: RequestContext
+    ) async throws(CSIError) -> MountInfo {
+        var log = ClientLog(directory: logDirectory, glusterVolume: source.volume, volumeID: volumeID)
+        do throws(FileIOError) {
+            try FileIO.makeDirectories(logDirectory)
+        } catch {
+            throw CSIError(.internal, "cannot create the client log directory: \(error); check the node's --log-dir")
+        }
+        log.markStart()
+        let mountSource = source.mountSource(nodeID: nodeID)
+        let backups = source.backupHosts(nodeID: nodeID)
+        var autoUnmount = true
+        while true {
+            let mountOptions = options.mountOptions(logFile: log.path, backupHosts: backups, autoUnmount: autoUnmount)
+            let timeout = try budget(timeouts.mount, context)
+            do throws(MountError) {
+                try await mounter.mount(
+                    source: mountSource, target: stagingPath, fsType: "glusterfs", options: mountOptions,
+                    timeout: timeout)
+                guard let mounted = try mounter.mountPoint(at: stagingPath) else {
+                    throw MountError(kind: .notMountedAfterSuccess, command: ["mount", stagingPath])
+                }
+                logger.info(
+                    "mounted Gluster volume",
+                    metadata: ["source": "\(mountSource)", "backup_hosts": "\(backups.joined(separator: ","))"])
+                return mounted
+            } catch {
+                if autoUnmount && Self.rejectsAutoUnmount(error.output + "\n" + log.tail().joined(separator: "\n")) {
+                    logger.notice("the glusterfs client rejected auto_unmount; mounting without it")
+                    autoUnmount = false
+                    continue
+                }
+                // A killed mount may still have got as far as mounting: take it off again.
+                if (try? mountPoint(at: stagingPath)) != nil {
+                    try? await unmountAll(stagingPath, logger: logger, context: context)
+                }
+                let csiError = error.csiError
+                throw CSIError(
+                    csiError.code,
+                    log.appendTail(
+                        to: "cannot mount Gluster volume \(source.volume) from \(mountSource) on \(stagingPath): "
+                            + csiError.message))
+            }
+        }
+    }
+
+    /// Whether mount output says the client does not know `auto_unmount` ("Invalid option
+    /// auto_unmount" from older mount.glusterfs, "unknown option" from older fuse).
+    static func rejectsAutoUnmount(_ output: String) -> Bool {
+        output.split(separator: "\n").contains { line in
+            let lower = line.lowercased()
+            return lower.contains("auto_unmount")
+                && (lower.contains("invalid") || lower.contains("unknown") || lower.contains("not supported"))
+        }
+    }
+
+    /// Unmounts everything stacked at `path` (normal, then forced, then lazy, each bounded), so it
+    /// works on dead FUSE clients and unreachable servers. Nothing mounted is fine.
+    func unmountAll(_ path: String, logger: Logger, context: RequestContext) async throws(CSIError) {
+        for _ in 0..<Self.maxStackedMounts {
+            guard let mounted = try mountPoint(at: path) else { return }
+            let outcome: UnmountOutcome
+            let timeout = try budget(timeouts.unmount, context)
+            do throws(MountError) {
+                outcome = try await mounter.unmount(target: path, timeout: timeout)
+            } catch {
+                let csiError = error.csiError
+                throw CSIError(csiError.code, "cannot unmount \(path): \(csiError.message)")
+            }
+            switch outcome {
+            case .forced, .lazy:
+                logger.warning(
+                    "unmount needed escalation",
+                    metadata: ["path": "\(path)", "outcome": "\(outcome)", "source": "\(mounted.source)"])
+            case .unmounted, .notMounted:
+                logger.debug("unmounted", metadata: ["path": "\(path)", "source": "\(mounted.source)"])
+            }
+        }
+        if try mountPoint(at: path) != nil {
+            throw CSIError(
+                .internal,
+                "\(path) still has mounts after \(Self.maxStackedMounts) unmounts; inspect /proc/self/mountinfo on the node")
+        }
+    }
+
+    /// The bind mounts of `mount` elsewhere than at `stagingPath`: the volume's publications.
+    func publications(of mount: MountInfo, stagingPath: String, in table: [MountInfo]) -> [MountInfo] {
+        table.filter { $0.sharesFilesystem(with: mount) && $0.mountPoint != stagingPath }
+    }
+
+    /// After a dead staging client was replaced by `fresh`, makes each former publication a bind
+    /// of the new client again (keeping read-only ones read-only), so containers that restart in
+    /// a running pod get a working volume without the pod being recreated. Best effort: a target
+    /// that cannot be fixed is logged and left for its own NodePublish.
+    func rebind(
+        _ targets: [MountInfo], to stagingPath: String, except skipped: String? = nil, logger: Logger,
+        context: RequestContext
+    ) async {
+        for target in targets where target.mountPoint != skipped {
+            do throws(CSIError) {
+                try await unmountAll(target.mountPoint, logger: logger, context: context)
+                try await bindMount(stagingPath, at: target.mountPoint, readOnly: target.isReadOnly, context: context)
+                logger.notice("re-bound a publication to the recovered client", metadata: ["target": "\(target.mountPoint)"])
+            } catch {
+                logger.warning(
+                    "could not re-bind a publication to the recovered client",
+                    metadata: ["target": "\(target.mountPoint)", "error": "\(error.message)"])
+            }
+        }
+    }
+
+    /// Bind-mounts `stagingPath` at `target` (created if missing), read-only if asked. If the
+    /// read-only step fails the bind is undone: a writable mount must never pass for a read-only one.
+    func bindMount(_ stagingPath: String, at target: String, readOnly: Bool, context: RequestContext)
+        async throws(CSIError)
+    {
+        do throws(FileIOError) {
+            try FileIO.makeDirectories(target)
+        } catch {
+            throw CSIError(.internal, "cannot create target_path: \(error)")
+        }
+        let bindTimeout = try budget(timeouts.bind, context)
+        do throws(MountError) {
+            try await mounter.bindMount(source: stagingPath, target: target, timeout: bindTimeout)
+        } catch {
+            throw CSIError(error.csiError.code, "cannot bind-mount the volume at \(target): \(error.csiError.message)")
+        }
+        guard readOnly else { return }
+        let remountTimeout = try budget(timeouts.bind, context)
+        do throws(MountError) {
+            try await mounter.remountReadOnly(target: target, timeout: remountTimeout)
+        } catch {
+            _ = try? await mounter.unmount(target: target, timeout: timeouts.unmount)
+            throw CSIError(error.csiError.code, "cannot make \(target) read-only: \(error.csiError.message)")
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import CSICore
+import CSIProto
+import Logging
+
+extension NodeService {
+    /// NodeGetVolumeStats: bytes and inodes (available, total, used) of the volume at
+    /// `volume_path`, from `statvfs`, plus its condition.
+    ///
+    /// A path that does not exist → NOT_FOUND. A dead mount is not an error: the response has no
+    /// usage and `volume_condition` abnormal with the reason, so kubelet can surface it as an event.
+    public func getVolumeStats(_ request: Csi_V1_NodeGetVolumeStatsRequest, context: RequestContext) async throws
+        -> Csi_V1_NodeGetVolumeStatsResponse
+    {
+        let volumeID = try NodeRequestValidation.volumeID(request.volumeID)
+        let volumePath = try NodeRequestValidation.path(request.volumePath, field: "volume_path")
+        if !request.stagingTargetPath.isEmpty {
+            _ = try NodeRequestValidation.path(request.stagingTargetPath, field: "staging_target_path")
+        }
+
+        var response = Csi_V1_NodeGetVolumeStatsResponse()
+        func abnormal(_ message: String) -> Csi_V1_NodeGetVolumeStatsResponse {
+            logger(context, volumeID: volumeID).warning(
+                "volume is abnormal", metadata: ["volume_path": "\(volumePath)", "reason": "\(message)"])
+            response.volumeCondition.abnormal = true
+            response.volumeCondition.message = message
+            return response
+        }
+        let repair = "it is mounted again by the next NodeStageVolume or NodePublishVolume; restart the pod"
+
+        switch await probe.health(of: volumePath, timeout: timeouts.probe) {
+        case .healthy:
+            break
+        case .missing:
+            throw CSIError.notFound("volume_path \(volumePath) does not exist; volume \(volumeID) is not published there")
+        case .corrupted(let reason):
+            return abnormal("the GlusterFS mount at \(volumePath) is dead (\(reason)); \(repair)")
+        case .failed(let code):
+            throw CSIError(.internal, "cannot stat volume_path \(volumePath): \(systemErrorDescription(code))")
+        }
+        guard let mounted = try mountPoint(at: volumePath) else {
+            return abnormal("nothing is mounted at \(volumePath); volume \(volumeID) is not published there")
+        }
+        guard mounted.fsType == Self.glusterFSType else {
+            return abnormal("\(volumePath) has \(mounted.fsType) '\(mounted.source)' mounted, not a GlusterFS volume")
+        }
+
+        let usage: FilesystemUsage
+        do throws(ProbeError) {
+            usage = try await probe.usage(of: volumePath, timeout: timeouts.probe)
+        } catch {
+            switch error {
+            case .system(let code) where !PathHealth.corruptingErrnos.contains(code):
+                throw CSIError(.internal, "cannot statvfs volume_path \(volumePath): \(error)")
+            default:
+                return abnormal("the GlusterFS mount at \(volumePath) is dead (statvfs: \(error)); \(repair)")
+            }
+        }
+        var bytes = Csi_V1_VolumeUsage()
+        bytes.unit = .bytes
+        bytes.total = usage.totalBytes
+        bytes.available = usage.availableBytes
+        bytes.used = usage.usedBytes
+        var inodes = Csi_V1_VolumeUsage()
+        inodes.unit = .inodes
+        inodes.total = usage.totalInodes
+        inodes.available = usage.availableInodes
+        inodes.used = usage.usedInodes
+        response.usage = [bytes, inodes]
+        response.volumeCondition.abnormal = false
+        response.volumeCondition.message = "volume is mounted and answering"
+        return response
+    }
+}
