@@ -15,12 +15,18 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0", traits: []),
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", exact: "3.12.3"),
     ],
     targets: [
         // C shim over gRPC core. Linked by name, not pkg-config: see grpc-core-notes.md.
         .target(
             name: "CGRPCShim",
             linkerSettings: [.linkedLibrary("grpc"), .linkedLibrary("gpr")]
+        ),
+        // C helpers over libcurl (curl_easy_setopt is variadic, so Swift cannot call it directly).
+        .target(
+            name: "CCurlShim",
+            linkerSettings: [.linkedLibrary("curl")]
         ),
         .target(
             name: "CSIProto",
@@ -43,9 +49,20 @@ let package = Package(
             ]
         ),
         .target(
+            name: "CurlTransport",
+            dependencies: ["CCurlShim", "CSICore"]
+        ),
+        .target(
+            name: "Heketi",
+            dependencies: [
+                "CSICore", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "Controller",
             dependencies: [
-                "CSICore", "CSIProto", .product(name: "Logging", package: "swift-log"),
+                "CSICore", "CSIProto", "Heketi", .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -78,7 +95,16 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "ControllerTests", dependencies: ["Controller", "CSICore", "CSIProto"]),
+        .testTarget(
+            name: "HeketiTests",
+            dependencies: ["Heketi", "CSICore", "CurlTransport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "ControllerTests",
+            dependencies: [
+                "Controller", "Heketi", "CSICore", "CSIProto", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "NodeTests", dependencies: ["Node", "CSICore", "CSIProto"]),
         .testTarget(
             name: "DriverTests",
