@@ -1,0 +1,88 @@
+import CCurlShim
+import CSICore
+import Synchronization
+
+/// The real `HTTPTransport`: libcurl's easy interface, one blocking transfer per request on a
+/// thread of its own (see `TransferThread`), never on Swift's cooperative pool.
+///
+/// - Redirects are never followed: the caller sees a 3xx and its `location` header.
+/// - http and https only; https verifies the peer against the system trust store plus, when given,
+///   one extra CA bundle file. Verification is never disabled.
+/// - Connect and total timeouts come from each `HTTPRequest`.
+/// - Header names in responses are lower case. Request headers are never logged or echoed (the
+///   Authorization header carries a token).
+/// - Cancelling the calling task aborts the transfer within about a second (libcurl's progress
+///   callback) with `HTTPTransportError.failed`.
+///
+/// Easy handles are kept in a small idle pool: a handle keeps its connection cache across
+/// `curl_easy_reset`, so back-to-back requests to Heketi (queue polls every few milliseconds)
+/// reuse one TCP/TLS connection instead of handshaking each time. A handle is used by one request
+/// at a time; handles beyond `maxIdleHandles` are freed as soon as their request ends.
+public final class CurlHTTPTransport: HTTPTransport {
+    /// Heketi's largest answer is a volume list (≈40 bytes per volume); 64 MiB is far past any
+    /// real deployment and only stops a runaway or hostile server from exhausting memory.
+    public static let defaultMaxBodyBytes = 64 << 20
+
+    private let caBundlePath: String?
+    private let maxBodyBytes: Int
+    private let maxIdleHandles: Int
+    private let idle = Mutex<[CurlEasy]>([])
+    private let initFailure: HTTPTransportError?
+
+    /// - Parameters:
+    ///   - caBundlePath: a PEM file of extra CA certificates to trust for https, in addition to the
+    ///     system store; nil for the system store alone. The file is read per connection, so a
+    ///     mounted Secret's updates are picked up.
+    ///   - maxIdleHandles: easy handles (each with its connection cache) kept between requests.
+    ///   - maxBodyBytes: a larger response body fails the request.
+    public init(caBundlePath: String? = nil, maxIdleHandles: Int = 8, maxBodyBytes: Int = defaultMaxBodyBytes) {
+        self.caBundlePath = caBundlePath
+        self.maxIdleHandles = max(0, maxIdleHandles)
+        self.maxBodyBytes = max(0, maxBodyBytes)
+        let code = ccurl_global_init()
+        self.initFailure =
+            code == CURLE_OK
+            ? nil : .failed("libcurl failed to initialise: \(String(cString: curl_easy_strerror(code)))")
+    }
+
+    /// How many idle handles the pool holds (for tests and diagnostics).
+    public var idleHandleCount: Int { idle.withLock { $0.count } }
+
+    public func send(_ request: HTTPRequest) async throws(HTTPTransportError) -> HTTPResponse {
+        if let initFailure { throw initFailure }
+        let easy = try checkOut()
+        let caBundlePath = self.caBundlePath
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponse, HTTPTransportError>, Never>) in
+                TransferThread.start {
+                    continuation.resume(returning: easy.run(request, caBundlePath: caBundlePath))
+                }
+            }
+        } onCancel: {
+            easy.cancel()
+        }
+        // The cancellation handler can no longer run once withTaskCancellationHandler has
+        // returned, so the handle is safe to give to another request.
+        checkIn(easy)
+        return try result.get()
+    }
+
+    private func checkOut() throws(HTTPTransportError) -> CurlEasy {
+        if let easy = idle.withLock({ $0.popLast() }) { return easy }
+        guard let easy = CurlEasy(maxBodyBytes: maxBodyBytes) else {
+            throw .failed("libcurl could not allocate a transfer handle (out of memory?)")
+        }
+        return easy
+    }
+
+    private func checkIn(_ easy: CurlEasy) {
+        easy.reset()
+        let kept = idle.withLock { handles -> Bool in
+            guard handles.count < maxIdleHandles else { return false }
+            handles.append(easy)
+            return true
+        }
+        // A handle not kept is freed here, outside the lock (curl_easy_cleanup closes sockets).
+        _ = kept
+    }
+}
