@@ -69,3 +69,9 @@ public struct CSIError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func aborted(_ message: String) -> CSIError { CSIError(.aborted, message) }
     public static func unimplemented(_ message: String) -> CSIError { CSIError(.unimplemented, message) }
 }
+
+/// A backend error that knows its CSI status. Backend error types (Heketi, mount) conform next to
+/// their own definitions; the dispatch layer converts them, so handlers just rethrow.
+public protocol CSIErrorConvertible: Error {
+    var csiError: CSIError { get }
+}

@@ -5,7 +5,7 @@ import Logging
 enum StatusMapping {
     /// The status and user-facing message for an error thrown by a handler.
     ///
-    /// A `CSIError` carries both. Cancellation means the client gave up or the server is shutting
+    /// A `CSIError` carries both; a backend error converts itself (`CSIErrorConvertible`). Cancellation means the client gave up or the server is shutting
     /// down: DEADLINE_EXCEEDED when the deadline has passed, CANCELLED otherwise. Anything else is
     /// a bug or an unmapped backend failure: INTERNAL with a message pointing at the log line that
     /// holds the cause, which is logged here exactly once.
@@ -13,6 +13,9 @@ enum StatusMapping {
         switch error {
         case let error as CSIError:
             return (error.code, error.message)
+        case let error as any CSIErrorConvertible:
+            let converted = error.csiError
+            return (converted.code, converted.message)
         case is CancellationError:
             if let deadline = context.deadline, deadline <= .now {
                 return (.deadlineExceeded, "the call's deadline passed before the driver finished")

@@ -1,0 +1,89 @@
+import Heketi
+
+/// What the controller knows of one Heketi's volumes: name → volume, and the GIDs in use.
+///
+/// Heketi's `GET /volumes` lists IDs only, so finding a volume by name would cost one request per
+/// volume. The index is built once from Heketi, kept current by the controller's own creates,
+/// expansions and deletes, and caught up incrementally (one list request plus one request per
+/// volume it has not seen) before each create of a name it does not know — so a repeated
+/// CreateVolume costs no scan, and volumes made by others are still noticed before a GID is chosen.
+actor VolumeIndex {
+    private var byID: [String: HeketiVolume] = [:]
+    private var idByName: [String: String] = [:]
+    /// GIDs handed out for creates that have not finished yet.
+    private var reservedGIDs: Set<Int> = []
+    private var catchingUp: Task<Void, any Error>?
+
+    /// The volume with this Heketi name, if the index knows one. Costs no request.
+    func volume(named name: String) -> HeketiVolume? {
+        idByName[name].flatMap { byID[$0] }
+    }
+
+    func volume(id: String) -> HeketiVolume? { byID[id] }
+
+    var count: Int { byID.count }
+
+    /// Brings the index up to date with Heketi: fetches volumes it has not seen, drops deleted ones.
+    /// Concurrent callers share one catch-up.
+    func catchUp(with heketi: any HeketiAPI) async throws {
+        if let catchingUp {
+            return try await catchingUp.value
+        }
+        let task = Task { try await self.fetchChanges(from: heketi) }
+        catchingUp = task
+        defer { catchingUp = nil }
+        try await task.value
+    }
+
+    private func fetchChanges(from heketi: any HeketiAPI) async throws {
+        let ids = Set(try await heketi.volumeIDs())
+        for id in byID.keys where !ids.contains(id) {
+            remove(id: id)
+        }
+        for id in ids where byID[id] == nil {
+            // nil: deleted between the list and the lookup.
+            if let volume = try await heketi.volumeIfExists(id: id) {
+                record(volume)
+            }
+        }
+    }
+
+    func record(_ volume: HeketiVolume) {
+        if let old = byID[volume.id], idByName[old.name] == volume.id {
+            idByName[old.name] = nil
+        }
+        byID[volume.id] = volume
+        // Heketi does not stop two clones from sharing a name; the first one seen keeps it.
+        if idByName[volume.name] == nil {
+            idByName[volume.name] = volume.id
+        }
+    }
+
+    func remove(id: String) {
+        guard let volume = byID.removeValue(forKey: id) else { return }
+        if idByName[volume.name] == id {
+            idByName[volume.name] = byID.values.first { $0.name == volume.name }?.id
+        }
+    }
+
+    /// The lowest GID in `range` that no known volume uses and no pending create holds, reserved
+    /// until `release(gid:)`; nil when the range is exhausted.
+    func reserveGID(in range: ClosedRange<Int>) -> Int? {
+        let used = Set(byID.values.map(\.gid)).union(reservedGIDs)
+        // Heketi accepts at most 2147483646.
+        guard let gid = range.clamped(to: 1...2_147_483_646).first(where: { !used.contains($0) }) else {
+            return nil
+        }
+        reservedGIDs.insert(gid)
+        return gid
+    }
+
+    func release(gid: Int) {
+        reservedGIDs.remove(gid)
+    }
+
+    /// All known volumes, sorted by ID (a stable order for ListVolumes pagination).
+    func allVolumes() -> [HeketiVolume] {
+        byID.values.sorted { $0.id < $1.id }
+    }
+}

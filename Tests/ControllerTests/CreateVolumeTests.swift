@@ -1,0 +1,206 @@
+import CSICore
+import CSIProto
+import Controller
+import Heketi
+import Testing
+
+@Suite struct CreateVolumeTests {
+    @Test func createsAHeketiVolumeAndDescribesItForTheNode() async throws {
+        let heketi = FakeHeketi()
+        let response = try await makeService(heketi).createVolume(
+            createRequest(requiredGiB: 10, parameters: ["resturl": heketiURL, "volumetype": "replicate:3"]),
+            context: context())
+        let volume = try #require(heketi.volumes.first)
+        #expect(volume.sizeGiB == 10)
+        #expect(volume.durability == .replicate(3))
+        #expect(volume.gid == 2000)
+        #expect(response.volume.capacityBytes == 10 * gib)
+        #expect(response.volume.volumeID == "v1:\(volume.id):\(heketiURL)")
+        #expect(response.volume.volumeContext["glusterVolume"] == volume.name)
+        #expect(response.volume.volumeContext["glusterHosts"] == "10.0.0.11,10.0.0.12,10.0.0.13")
+        #expect(response.volume.volumeContext["gid"] == "2000")
+        #expect(response.volume.volumeContext["heketiVolumeID"] == volume.id)
+        #expect(!response.volume.volumeContext.values.contains("secret-admin-key"))
+    }
+
+    @Test func theDefaultHeketiIsRecordedAsAnEmptyURL() async throws {
+        let heketi = FakeHeketi()
+        let response = try await makeService(heketi).createVolume(createRequest(), context: context())
+        #expect(response.volume.volumeID.hasSuffix(":"))
+        #expect(VolumeID(parsing: response.volume.volumeID)?.heketiURL == "")
+    }
+
+    @Test func aRepeatReturnsTheSameVolumeWithoutAScan() async throws {
+        let heketi = FakeHeketi()
+        for index in 0..<50 { heketi.seed(name: "other-\(index)") }
+        let service = makeService(heketi)
+        let first = try await service.createVolume(createRequest(), context: context())
+        let before = heketi.calls.count
+        let second = try await service.createVolume(createRequest(), context: context())
+        #expect(second.volume.volumeID == first.volume.volumeID)
+        #expect(heketi.calls.count - before == 1, "a repeat costs one GET of the volume: \(heketi.calls.suffix(3))")
+        #expect(heketi.calls(" POST /volumes") == 0 && heketi.calls("POST /volumes") == 1)
+    }
+
+    @Test func aRestartedControllerFindsTheVolumeInsteadOfCreatingAnother() async throws {
+        let heketi = FakeHeketi()
+        let first = try await makeService(heketi).createVolume(createRequest(), context: context())
+        let second = try await makeService(heketi).createVolume(createRequest(), context: context())
+        #expect(second.volume.volumeID == first.volume.volumeID)
+        #expect(heketi.calls("POST /volumes") == 1)
+    }
+
+    @Test func anIncompatibleSizeIsAlreadyExists() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi)
+        _ = try await service.createVolume(createRequest(requiredGiB: 1, limitGiB: 1), context: context())
+        let error = await csiError { _ = try await service.createVolume(createRequest(requiredGiB: 5), context: context()) }
+        #expect(error?.code == .alreadyExists)
+    }
+
+    @Test func concurrentCallsForOneNameMakeOneVolume() async throws {
+        let heketi = FakeHeketi()
+        heketi.state.withLock { $0.createDelay = .milliseconds(100) }
+        let service = makeService(heketi)
+        let outcomes = await withTaskGroup(of: StatusCode.self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    (await csiError { _ = try await service.createVolume(createRequest(), context: context()) })?.code ?? .ok
+                }
+            }
+            return await group.reduce(into: [StatusCode]()) { $0.append($1) }
+        }
+        #expect(heketi.calls("POST /volumes") == 1)
+        #expect(heketi.volumes.count == 1)
+        #expect(outcomes.filter { $0 == .ok }.count >= 1)
+        #expect(outcomes.allSatisfy { $0 == .ok || $0 == .aborted })
+        // Once it finished, every retry succeeds with the same volume.
+        _ = try await service.createVolume(createRequest(), context: context())
+        #expect(heketi.volumes.count == 1)
+    }
+
+    @Test func anOperationOutlivesAnExpiredDeadlineAndTheRetryCollectsIt() async throws {
+        let heketi = FakeHeketi()
+        heketi.state.withLock { $0.createDelay = .milliseconds(300) }
+        let service = makeService(heketi)
+        let error = await csiError {
+            _ = try await service.createVolume(createRequest(), context: context(deadline: .now + .milliseconds(50)))
+        }
+        #expect(error?.code == .aborted)
+        #expect(error?.message.contains("goes on in the background") == true)
+        // While it still runs, a retry is told so (and starts nothing).
+        let busy = await csiError { _ = try await service.createVolume(createRequest(), context: context()) }
+        #expect(busy?.code == .aborted)
+        try await Task.sleep(for: .milliseconds(400))
+        let response = try await service.createVolume(createRequest(), context: context())
+        #expect(heketi.calls("POST /volumes") == 1)
+        #expect(response.volume.volumeID.contains(heketi.volumes[0].id))
+    }
+
+    /// The deterministic Heketi name of a CSI name, learnt from a throwaway controller.
+    private func heketiName(of csiName: String) async throws -> String {
+        let probe = try await makeService(FakeHeketi()).createVolume(createRequest(csiName), context: context())
+        return try #require(probe.volume.volumeContext["glusterVolume"])
+    }
+
+    @Test func aVolumeLeftByAKilledControllerIsAdopted() async throws {
+        let heketi = FakeHeketi()
+        let orphan = heketi.seed(name: try await heketiName(of: "pvc-9"))
+        let response = try await makeService(heketi).createVolume(createRequest("pvc-9"), context: context())
+        #expect(response.volume.volumeContext["heketiVolumeID"] == orphan.id)
+        #expect(heketi.calls("POST /volumes") == 0)
+    }
+
+    @Test func aNameThatTurnsOutTakenAtCreateIsAdopted() async throws {
+        let heketi = FakeHeketi()
+        heketi.state.withLock { $0.raceOnCreate = true }
+        let response = try await makeService(heketi).createVolume(createRequest("pvc-race"), context: context())
+        #expect(heketi.volumes.count == 1)
+        #expect(response.volume.volumeContext["heketiVolumeID"] == heketi.volumes[0].id)
+    }
+
+    @Test func aNameHeldByAPendingHeketiOperationIsAborted() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi)
+        // Heketi holds the name as a stale operation would.
+        let name = try await heketiName(of: "pvc-stale")
+        heketi.state.withLock { _ = $0.heldNames.insert(name) }
+        let error = await csiError { _ = try await service.createVolume(createRequest("pvc-stale"), context: context()) }
+        #expect(error?.code == .aborted)
+        #expect(error?.message.contains("/operations/pending/cleanup") == true)
+        // When Heketi finishes that operation, the retry adopts its volume.
+        heketi.state.withLock { _ = $0.heldNames.remove(name) }
+        heketi.seed(name: name)
+        let response = try await service.createVolume(createRequest("pvc-stale"), context: context())
+        #expect(response.volume.volumeContext["glusterVolume"] == name)
+        #expect(heketi.calls("POST /volumes") == 1)
+    }
+
+    @Test func gidsAreUniqueAndSkipThoseInUse() async throws {
+        let heketi = FakeHeketi()
+        heketi.seed(name: "legacy", gid: 40000)
+        let service = makeService(heketi)
+        let parameters = ["gidMin": "40000", "gidMax": "40002"]
+        var gids: [String] = []
+        for index in 0..<2 {
+            let response = try await service.createVolume(createRequest("pvc-g\(index)", parameters: parameters), context: context())
+            gids.append(response.volume.volumeContext["gid"] ?? "")
+        }
+        #expect(gids == ["40001", "40002"])
+        let error = await csiError {
+            _ = try await service.createVolume(createRequest("pvc-g9", parameters: parameters), context: context())
+        }
+        #expect(error?.code == .resourceExhausted)
+        #expect(error?.message.contains("gidMin/gidMax") == true)
+    }
+
+    @Test func noSpaceIsResourceExhausted() async throws {
+        let heketi = FakeHeketi()
+        heketi.state.withLock { $0.freeGiB = 3 }
+        let error = await csiError {
+            _ = try await makeService(heketi).createVolume(createRequest(requiredGiB: 5), context: context())
+        }
+        #expect(error?.code == .resourceExhausted)
+    }
+
+    @Test func namesFollowVolumeNamePrefixAndPVCMetadata() async throws {
+        let heketi = FakeHeketi()
+        let response = try await makeService(heketi).createVolume(
+            createRequest(
+                "pvc-1234",
+                parameters: [
+                    "volumenameprefix": "dept", "csi.storage.k8s.io/pvc/namespace": "team-a",
+                    "csi.storage.k8s.io/pvc/name": "gluster_pvc.10g",
+                ]), context: context())
+        let name = try #require(response.volume.volumeContext["glusterVolume"])
+        #expect(name.hasPrefix("dept_team-a_gluster-pvc-10g_"))
+        #expect(name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" })
+    }
+
+    @Test func cloneCopiesThenGrows() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi)
+        let source = try await service.createVolume(createRequest("pvc-src", requiredGiB: 2), context: context())
+        var request = createRequest("pvc-clone", requiredGiB: 5)
+        request.volumeContentSource.volume.volumeID = source.volume.volumeID
+        let clone = try await service.createVolume(request, context: context())
+        #expect(clone.volume.capacityBytes == 5 * gib)
+        #expect(clone.volume.contentSource.volume.volumeID == source.volume.volumeID)
+        #expect(heketi.calls("POST /volumes/") == 2)  // clone, then expand by the delta
+        #expect(heketi.calls.contains { $0.hasSuffix("/expand 3") })
+        // Repeating the clone does not clone twice (Heketi would allow a duplicate name).
+        _ = try await service.createVolume(request, context: context())
+        #expect(heketi.calls.filter { $0.contains("/clone") }.count == 1)
+    }
+
+    @Test func cloneOfAMissingSourceIsNotFound() async throws {
+        var request = createRequest("pvc-clone")
+        request.volumeContentSource.volume.volumeID = "v1:" + String(repeating: "a", count: 32) + ":"
+        let error = await csiError { _ = try await makeService(FakeHeketi()).createVolume(request, context: context()) }
+        #expect(error?.code == .notFound)
+        var garbage = createRequest("pvc-clone2")
+        garbage.volumeContentSource.volume.volumeID = "not-ours"
+        let error2 = await csiError { _ = try await makeService(FakeHeketi()).createVolume(garbage, context: context()) }
+        #expect(error2?.code == .notFound)
+    }
+}

@@ -1,0 +1,139 @@
+import Heketi
+import Synchronization
+
+/// An in-memory Heketi for controller tests. It records every call and follows heketi-api.md's
+/// rules that matter to the controller: unique names (pending creates included), "Id not found",
+/// expand by delta, clones that may share a name, and capacity from node devices.
+final class FakeHeketi: HeketiAPI, Sendable {
+    struct State {
+        var volumes: [String: HeketiVolume] = [:]
+        /// Names held by operations Heketi has not finished (or that went stale).
+        var heldNames: Set<String> = []
+        var calls: [String] = []
+        var nextID = 1
+        var freeGiB = 1000
+        var createDelay: Duration = .zero
+        var failNextCreate: HeketiError?
+        var nodesOnline = true
+        /// The next create finds its name just taken by a volume that appears at that moment, as
+        /// when a pending Heketi operation for the same name completes.
+        var raceOnCreate = false
+    }
+
+    let state = Mutex(State())
+    let clusterID = "c0ffee00000000000000000000000000"
+    let hosts = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+
+    var calls: [String] { state.withLock { $0.calls } }
+    func calls(_ prefix: String) -> Int { calls.filter { $0.hasPrefix(prefix) }.count }
+    var volumes: [HeketiVolume] { state.withLock { Array($0.volumes.values) } }
+
+    private func record(_ call: String) {
+        state.withLock { $0.calls.append(call) }
+    }
+
+    private func newID() -> String {
+        state.withLock { state in
+            defer { state.nextID += 1 }
+            let hex = String(state.nextID, radix: 16)
+            return String(repeating: "0", count: 32 - hex.count) + hex
+        }
+    }
+
+    /// Adds a volume as if someone else had created it.
+    @discardableResult
+    func seed(name: String, sizeGiB: Int = 1, gid: Int = 0, durability: Durability = .replicate(3)) -> HeketiVolume {
+        let volume = HeketiVolume(
+            id: newID(), name: name, sizeGiB: sizeGiB, clusterID: clusterID, gid: gid, durability: durability,
+            hosts: hosts, brickCount: 3)
+        state.withLock { $0.volumes[volume.id] = volume }
+        return volume
+    }
+
+    func volumeIDs() async throws(HeketiError) -> [String] {
+        record("GET /volumes")
+        return state.withLock { Array($0.volumes.keys) }
+    }
+
+    func volume(id: String) async throws(HeketiError) -> HeketiVolume {
+        record("GET /volumes/\(id)")
+        guard let volume = state.withLock({ $0.volumes[id] }) else { throw .notFound("Id not found") }
+        return volume
+    }
+
+    func createVolume(_ request: VolumeCreateRequest) async throws(HeketiError) -> HeketiVolume {
+        record("POST /volumes \(request.name)")
+        if state.withLock({ state in defer { state.raceOnCreate = false }; return state.raceOnCreate }) {
+            seed(name: request.name, sizeGiB: request.sizeGiB, gid: request.gid, durability: request.durability)
+            throw .nameInUse("Failed to allocate new volume: Volume name '\(request.name)' already in use")
+        }
+        let reserved = state.withLock { state -> HeketiError? in
+            if let failure = state.failNextCreate {
+                state.failNextCreate = nil
+                return failure
+            }
+            if state.heldNames.contains(request.name) || state.volumes.values.contains(where: { $0.name == request.name }) {
+                return .nameInUse("Failed to allocate new volume: Volume name '\(request.name)' already in use")
+            }
+            if request.sizeGiB * 3 > state.freeGiB { return .noSpace("Failed to allocate new volume: No space") }
+            state.heldNames.insert(request.name)
+            return nil
+        }
+        if let reserved { throw reserved }
+        let delay = state.withLock { $0.createDelay }
+        if delay > .zero { try? await Task.sleep(for: delay) }
+        let volume = HeketiVolume(
+            id: newID(), name: request.name, sizeGiB: request.sizeGiB, clusterID: clusterID, gid: request.gid,
+            durability: request.durability, hosts: hosts, glusterVolumeOptions: request.glusterVolumeOptions,
+            snapshotFactor: request.snapshotFactor, brickCount: 3)
+        state.withLock { state in
+            state.heldNames.remove(request.name)
+            state.volumes[volume.id] = volume
+            state.freeGiB -= request.sizeGiB * 3
+        }
+        return volume
+    }
+
+    func expandVolume(id: String, deltaGiB: Int) async throws(HeketiError) -> HeketiVolume {
+        record("POST /volumes/\(id)/expand \(deltaGiB)")
+        return try state.withLock { state throws(HeketiError) -> HeketiVolume in
+            guard var volume = state.volumes[id] else { throw .notFound("Id not found") }
+            volume.sizeGiB += deltaGiB
+            state.volumes[id] = volume
+            return volume
+        }
+    }
+
+    func cloneVolume(id: String, name: String) async throws(HeketiError) -> HeketiVolume {
+        record("POST /volumes/\(id)/clone \(name)")
+        guard var volume = state.withLock({ $0.volumes[id] }) else { throw .notFound("Id not found") }
+        volume.id = newID()
+        volume.name = name
+        state.withLock { $0.volumes[volume.id] = volume }
+        return volume
+    }
+
+    func deleteVolume(id: String) async throws(HeketiError) {
+        record("DELETE /volumes/\(id)")
+        let removed = state.withLock { $0.volumes.removeValue(forKey: id) }
+        guard removed != nil else { throw .notFound("Id not found") }
+    }
+
+    func clusterIDs() async throws(HeketiError) -> [String] {
+        record("GET /clusters")
+        return [clusterID]
+    }
+
+    func cluster(id: String) async throws(HeketiError) -> HeketiCluster {
+        record("GET /clusters/\(id)")
+        guard id == clusterID else { throw .notFound("Id not found") }
+        return HeketiCluster(id: id, nodeIDs: ["n1", "n2", "n3"], volumeIDs: [])
+    }
+
+    func node(id: String) async throws(HeketiError) -> HeketiNode {
+        record("GET /nodes/\(id)")
+        let (free, online) = state.withLock { ($0.freeGiB, $0.nodesOnline) }
+        let device = HeketiNode.Device(name: "/dev/vdb", totalKiB: 1000 << 20, freeKiB: (free / 3) << 20, online: true)
+        return HeketiNode(id: id, clusterID: clusterID, storageHostnames: ["h-\(id)"], online: online, devices: [device])
+    }
+}
