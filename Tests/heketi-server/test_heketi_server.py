@@ -1,8 +1,8 @@
 """Tests of the Heketi-compatible test server (itself test support, not product).
 
 Every test runs the real server as a process on a loopback port and talks to it
-over HTTP with an independent JWT implementation, so the verifier and the
-minting code cannot share a bug. Expectations come from
+over HTTP with an independent JWT implementation (heketi_testlib.py), so the
+verifier and the minting code cannot share a bug. Expectations come from
 shared/reference/heketi-api.md.
 
 Run: python3 -m pytest -q Tests/heketi-server
@@ -12,15 +12,9 @@ with the reason, when glusterd is not running (start it with start-glusterd.sh).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import http.client
 import json
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -29,200 +23,8 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-SERVER = HERE / "heketi_server.py"
-ADMIN_KEY = "admin-secret-" + secrets.token_hex(8)
-USER_KEY = "user-secret-" + secrets.token_hex(8)
-KIB_PER_GIB = 1024 * 1024
-
-
-# --------------------------------------------------------------------------- JWT (independent)
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def mint(method: str, path: str, *, iss="admin", key=None, alg="HS256", exp_in=60, iat_in=0,
-         claims=None, drop=()):
-    """Mint a Heketi JWT the way the official client does (qsh = sha256 of METHOD&PATH)."""
-    key = key if key is not None else (ADMIN_KEY if iss == "admin" else USER_KEY)
-    now = int(time.time())
-    body = {"iss": iss, "iat": now + iat_in, "exp": now + exp_in,
-            "qsh": hashlib.sha256(f"{method}&{path}".encode()).hexdigest()}
-    body.update(claims or {})
-    for name in drop:
-        body.pop(name, None)
-    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    payload = b64url(json.dumps(body).encode())
-    if alg == "none":
-        return f"{header}.{payload}."
-    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
-    sig = hmac.new(key.encode(), f"{header}.{payload}".encode(), digest).digest()
-    return f"{header}.{payload}.{b64url(sig)}"
-
-
-# --------------------------------------------------------------------------- server process
-
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    @property
-    def text(self) -> str:
-        return self.body.decode()
-
-    def json(self):
-        return json.loads(self.body)
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def __repr__(self):
-        return f"<{self.status} {self.body[:200]!r}>"
-
-
-class HeketiServer:
-    """One server process; stopped (and its volumes removed) by the fixture even on failure."""
-
-    def __init__(self, tmp: Path, *extra: str, state_file: Path | None = None, env_keys=True):
-        self.tmp = tmp
-        self.extra = list(extra)
-        self.state_file = state_file
-        self.env_keys = env_keys
-        self.proc = None
-        self.port = None
-        self.log_path = tmp / f"server-{secrets.token_hex(3)}.log"
-
-    def start(self, *more: str, timeout=20):
-        port_file = self.tmp / f"port-{secrets.token_hex(4)}"
-        args = [sys.executable, str(SERVER), "--listen", "127.0.0.1:0", "--port-file", str(port_file),
-                *self.extra, *more]
-        if self.state_file:
-            args += ["--state-file", str(self.state_file)]
-        env = dict(os.environ)
-        if self.env_keys:
-            env.update(HEKETI_ADMIN_KEY=ADMIN_KEY, HEKETI_USER_KEY=USER_KEY)
-        self.log_file = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(args, stdout=self.log_file, stderr=self.log_file, env=env,
-                                     stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if port_file.exists() and port_file.read_text().strip():
-                self.port = int(port_file.read_text())
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log()}")
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not start: {self.log()}")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self.proc:
-            self.log_file.close()
-        self.proc = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    # -- HTTP
-
-    def request(self, method, path, body=None, *, token=None, auth="admin", headers=None, raw=None,
-                timeout=30) -> Response:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        hdrs = dict(headers or {})
-        if token is None and auth:
-            token = mint(method, path.split("?")[0], iss=auth)
-        if token:
-            hdrs.setdefault("Authorization", f"Bearer {token}")
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        if data is not None:
-            hdrs["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=data, headers=hdrs)
-            resp = conn.getresponse()
-            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-        finally:
-            conn.close()
-
-    def test_api(self, method, path, body=None) -> Response:
-        return self.request(method, path, body, auth=None)
-
-    def faults(self, **faults):
-        r = self.test_api("POST", "/_test/faults", faults)
-        assert r.status == 200, r
-        return r.json()
-
-    def wait(self, queue_location, timeout=180) -> Response:
-        """Poll a queue entry until it is no longer pending; return the final answer."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            r = self.request("GET", queue_location)
-            if not (r.status == 200 and r.header("X-Pending") == "true"):
-                return r
-            time.sleep(0.02)
-        raise AssertionError(f"{queue_location} still pending after {timeout}s")
-
-    def create(self, body, timeout=180) -> str:
-        r = self.request("POST", "/volumes", body)
-        assert r.status == 202, r
-        done = self.wait(r.header("Location"), timeout)
-        assert done.status == 303, done
-        return done.header("Location").rsplit("/", 1)[1]
-
-    def volume(self, vid) -> dict:
-        r = self.request("GET", f"/volumes/{vid}")
-        assert r.status == 200, r
-        return r.json()
-
-    def devices(self) -> list[dict]:
-        cid = self.request("GET", "/clusters").json()["clusters"][0]
-        out = []
-        for nid in self.request("GET", f"/clusters/{cid}").json()["nodes"]:
-            out += self.request("GET", f"/nodes/{nid}").json()["devices"]
-        return out
-
-    def free_kib(self) -> int:
-        return sum(d["storage"]["free"] for d in self.devices())
-
-
-@pytest.fixture
-def start_server(tmp_path):
-    servers = []
-
-    def start(*args, state_file=None, env_keys=True):
-        s = HeketiServer(tmp_path, *args, state_file=state_file, env_keys=env_keys)
-        servers.append(s)
-        return s.start()
-
-    yield start
-    for s in servers:
-        if s.proc and s.proc.poll() is None:
-            try:
-                s.test_api("POST", "/_test/reset", {"volumes": True})
-            except OSError:
-                pass
-        s.stop()
-
-
-@pytest.fixture
-def server(start_server):
-    return start_server()
-
-
-def space_needed(brick_kib, factor=1.0):
-    """Heketi's device cost of a brick: thin pool plus 0.5 % metadata, both aligned to 4 MiB."""
-    def align(v):
-        return v + (-v % 4096)
-    tp = align(int(brick_kib * factor))
-    return tp + align(int(tp * 0.005))
+from heketi_testlib import (ADMIN_KEY, KIB_PER_GIB, SERVER, USER_KEY, gluster_volume_exists, glusterd_problem, mint,
+                            run, space_needed)
 
 
 # =========================================================================== authentication
@@ -787,60 +589,10 @@ def test_reset_can_wipe_volumes(server):
     assert server.request("GET", "/volumes").json()["volumes"] == []
     assert server.free_kib() == free + space_needed(KIB_PER_GIB)
 
-
 # =========================================================================== gluster mode (real volumes)
 
-def _glusterd_problem() -> str | None:
-    if os.geteuid() != 0:
-        return "gluster mode needs root (mount, chown, brick xattrs)"
-    if shutil.which("gluster") is None:
-        return "the gluster CLI is not installed (apt-get install glusterfs-server glusterfs-client)"
-    try:
-        proc = subprocess.run(["gluster", "--mode=script", "pool", "list"], capture_output=True, text=True,
-                              timeout=30, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return "glusterd did not answer within 30 s"
-    if proc.returncode != 0:
-        return f"glusterd is not running ({(proc.stderr or proc.stdout).strip()}); run start-glusterd.sh"
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing: cannot mount glusterfs"
-    return None
-
-
-needs_glusterd = pytest.mark.skipif(_glusterd_problem() is not None, reason=str(_glusterd_problem()))
-
-
-def _run(*args, timeout=60, check=True):
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=check,
-                          stdin=subprocess.DEVNULL)
-
-
-def _gluster_volume_exists(name: str) -> bool:
-    return _run("gluster", "--mode=script", "volume", "info", name, check=False).returncode == 0
-
-
-@pytest.fixture
-def gluster_server(start_server, tmp_path):
-    """A gluster-mode server; unmounts, deletes its volumes and stops, even when the test fails."""
-    bricks = tmp_path / "bricks"
-    mounts: list[Path] = []
-    names: list[str] = []
-    s = start_server("--mode", "gluster", "--brick-root", str(bricks), state_file=tmp_path / "state.json")
-    s.mounts = mounts
-    s.names = names
-    yield s
-    for m in mounts:
-        if os.path.ismount(m):
-            if _run("umount", str(m), check=False).returncode != 0:
-                _run("umount", "-l", str(m), check=False)
-    try:
-        s.test_api("POST", "/_test/reset", {"volumes": True})
-    except OSError:
-        pass
-    for name in names:  # last resort if the server could not clean up
-        if _gluster_volume_exists(name):
-            _run("gluster", "--mode=script", "volume", "stop", name, "force", check=False)
-            _run("gluster", "--mode=script", "volume", "delete", name, check=False)
+_GLUSTER_PROBLEM = glusterd_problem()
+needs_glusterd = pytest.mark.skipif(_GLUSTER_PROBLEM is not None, reason=str(_GLUSTER_PROBLEM))
 
 
 def _mount(server, v: dict, where: Path):
@@ -848,7 +600,7 @@ def _mount(server, v: dict, where: Path):
     where.mkdir(parents=True, exist_ok=True)
     server.mounts.append(where)
     backup = g["options"]["backup-volfile-servers"].replace(",", ":")
-    _run("mount", "-t", "glusterfs", "-o", f"backup-volfile-servers={backup}", g["device"], str(where))
+    run("mount", "-t", "glusterfs", "-o", f"backup-volfile-servers={backup}", g["device"], str(where))
     assert os.path.ismount(where)
 
 
@@ -861,7 +613,7 @@ def test_gluster_create_mount_write_expand_delete(gluster_server, tmp_path):
                     "gid": 2000, "glustervolumeoptions": ["performance.read-ahead off"]})
     v = s.volume(vid)
     assert v["mount"]["glusterfs"]["device"].endswith(f":{name}")
-    info = _run("gluster", "--mode=script", "volume", "info", name).stdout
+    info = run("gluster", "--mode=script", "volume", "info", name).stdout
     assert "Status: Started" in info and "Number of Bricks: 1 x 3 = 3" in info
     assert "performance.read-ahead: off" in info and f"user.heketi.id: {vid}" in info
 
@@ -873,18 +625,18 @@ def test_gluster_create_mount_write_expand_delete(gluster_server, tmp_path):
     (mnt / "hello.txt").write_text(payload)
     for b in v["bricks"]:
         assert Path(b["path"], "hello.txt").read_text() == payload, b["path"]
-    _run("umount", str(mnt))
+    run("umount", str(mnt))
 
     r = s.request("POST", f"/volumes/{vid}/expand", {"expand_size": 1})
     assert s.wait(r.header("Location")).status == 303
-    info = _run("gluster", "--mode=script", "volume", "info", name).stdout
+    info = run("gluster", "--mode=script", "volume", "info", name).stdout
     assert "Number of Bricks: 2 x 3 = 6" in info
     assert s.volume(vid)["size"] == 2
 
     paths = [b["path"] for b in s.volume(vid)["bricks"]]
     r = s.request("DELETE", f"/volumes/{vid}")
     assert s.wait(r.header("Location")).status == 204
-    assert not _gluster_volume_exists(name)
+    assert not gluster_volume_exists(name)
     assert not any(os.path.exists(p) for p in paths)
 
 
@@ -897,14 +649,14 @@ def test_gluster_clone_copies_data_and_failure_rolls_back(gluster_server, tmp_pa
     v = s.volume(vid)
     _mount(s, v, tmp_path / "m1")
     (tmp_path / "m1" / "data.bin").write_bytes(b"x" * 4096)
-    _run("umount", str(tmp_path / "m1"))
+    run("umount", str(tmp_path / "m1"))
     r = s.request("POST", f"/volumes/{vid}/clone", {"name": f"{name}-c"})
     done = s.wait(r.header("Location"))
     assert done.status == 303, done
     clone = s.volume(done.header("Location").rsplit("/", 1)[1])
     _mount(s, clone, tmp_path / "m2")
     assert (tmp_path / "m2" / "data.bin").read_bytes() == b"x" * 4096
-    _run("umount", str(tmp_path / "m2"))
+    run("umount", str(tmp_path / "m2"))
 
     # A real gluster failure comes back through the queue: here gluster refuses the name
     # because a volume of that name, unknown to Heketi, already exists.
@@ -913,15 +665,15 @@ def test_gluster_clone_copies_data_and_failure_rolls_back(gluster_server, tmp_pa
     d = tmp_path / "clash" / "b"
     d.mkdir(parents=True)
     host = v["mount"]["glusterfs"]["hosts"][0]
-    _run("gluster", "--mode=script", "volume", "create", clash, f"{host}:{d}", "force")
+    run("gluster", "--mode=script", "volume", "create", clash, f"{host}:{d}", "force")
     r = s.request("POST", "/volumes", {"size": 1, "name": clash})
     done = s.wait(r.header("Location"))
     assert done.status == 500 and "already exists" in done.text, done
     assert s.request("GET", "/operations").json()["total"] == 0
     assert clash not in [s.volume(i)["name"] for i in s.request("GET", "/volumes").json()["volumes"]]
     # The rollback left the foreign volume alone.
-    assert _gluster_volume_exists(clash)
-    _run("gluster", "--mode=script", "volume", "delete", clash)
+    assert gluster_volume_exists(clash)
+    run("gluster", "--mode=script", "volume", "delete", clash)
 
 
 @needs_glusterd
@@ -931,12 +683,12 @@ def test_gluster_disperse_and_distribute_layouts(gluster_server):
     s.names += [f"{name}-ec", f"{name}-d"]
     ec = s.create({"size": 2, "name": f"{name}-ec",
                    "durability": {"type": "disperse", "disperse": {"data": 2, "redundancy": 1}}})
-    info = _run("gluster", "--mode=script", "volume", "info", f"{name}-ec").stdout
+    info = run("gluster", "--mode=script", "volume", "info", f"{name}-ec").stdout
     assert "Type: Disperse" in info and "1 x (2 + 1) = 3" in info
     assert [b["size"] for b in s.volume(ec)["bricks"]] == [KIB_PER_GIB] * 3  # 2 GiB over 2 data bricks
     dist = s.create({"size": 1, "name": f"{name}-d"})
-    info = _run("gluster", "--mode=script", "volume", "info", f"{name}-d").stdout
+    info = run("gluster", "--mode=script", "volume", "info", f"{name}-d").stdout
     assert "Type: Distribute" in info and "Number of Bricks: 1" in info
     for vid, vname in ((ec, f"{name}-ec"), (dist, f"{name}-d")):
         assert s.wait(s.request("DELETE", f"/volumes/{vid}").header("Location")).status == 204
-        assert not _gluster_volume_exists(vname)
+        assert not gluster_volume_exists(vname)
