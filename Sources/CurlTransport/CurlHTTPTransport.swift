@@ -53,7 +53,8 @@ public final class CurlHTTPTransport: HTTPTransport {
         let easy = try checkOut()
         let caBundlePath = self.caBundlePath
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponse, HTTPTransportError>, Never>) in
+            await withCheckedContinuation {
+                (continuation: CheckedContinuation<Result<HTTPResponse, HTTPTransportError>, Never>) in
                 TransferThread.start {
                     continuation.resume(returning: easy.run(request, caBundlePath: caBundlePath))
                 }

@@ -1,0 +1,84 @@
+import CSICore
+
+// The one place a Heketi failure becomes a CSI status. Each message keeps the HeketiError's text
+// (what Heketi said, in short) and adds what to do about it.
+
+extension HeketiError {
+    /// This failure as the CSI error an RPC should end with.
+    ///
+    /// - invalidRequest → INVALID_ARGUMENT: Heketi refused the request's content.
+    /// - unauthorized → UNAUTHENTICATED: the key or the user (JWT issuer) is wrong.
+    /// - notFound → NOT_FOUND (DeleteVolume treats it as success before getting here).
+    /// - noSpace → RESOURCE_EXHAUSTED: the pool may grow, or a smaller request may fit.
+    /// - tooManyBricks → OUT_OF_RANGE, not RESOURCE_EXHAUSTED: every Heketi expand adds a brick
+    ///   set, and this volume has reached Heketi's per-volume brick limit. No amount of free space
+    ///   or retrying helps; the size asked for is beyond what this volume can reach, which is what
+    ///   CSI's OUT_OF_RANGE says for a capacity range the plugin cannot honour.
+    /// - nameInUse → ABORTED: the controller adopts an existing volume before this; what is left
+    ///   is a name held by a pending or stale Heketi operation, which clears with time or cleanup.
+    /// - operationPending → ABORTED: another operation on the same volume is still running.
+    /// - throttled, unreachable, serverError, operationFailed → UNAVAILABLE: retrying later can
+    ///   succeed (peers back up, Heketi restarted, load gone).
+    /// - timedOut → DEADLINE_EXCEEDED.
+    public var csiError: CSIError {
+        switch self {
+        case .invalidRequest(let message):
+            return CSIError(
+                .invalidArgument,
+                "\(sentence(message)). Check the StorageClass parameters (volumetype, volumeoptions, clusterid, snapfactor, "
+                    + "gidMin/gidMax) and the requested size")
+        case .unauthorized(let message):
+            return CSIError(
+                .unauthenticated,
+                "\(sentence(message)). Check the Heketi key in the provisioner secret (key 'key') and restuser")
+        case .notFound(let message):
+            return CSIError(.notFound, "\(sentence(message)). The volume may have been deleted in Heketi directly")
+        case .noSpace(let message):
+            return CSIError(
+                .resourceExhausted,
+                "Heketi has no space for this volume (\(message)). Add devices or nodes to the Heketi cluster, free "
+                    + "space, or request less; a disperse D+R volume also needs D+R nodes")
+        case .tooManyBricks(let message):
+            return CSIError(
+                .outOfRange,
+                "Heketi cannot grow this volume further (\(message)): each expansion adds a brick set and the "
+                    + "volume has reached Heketi's brick limit. Create a new, larger volume and copy the data; "
+                    + "expand in fewer, larger steps in future")
+        case .nameInUse(let message):
+            return CSIError(
+                .aborted,
+                "The Heketi volume name is already in use (\(message)), most likely by a pending or stale Heketi "
+                    + "operation. Retry later; if it persists, run Heketi's pending-operation cleanup "
+                    + "(POST /operations/pending/cleanup)")
+        case .operationPending(let message):
+            return CSIError(.aborted, "\(sentence(message)). Retry when it has finished")
+        case .throttled(let message):
+            return CSIError(
+                .unavailable,
+                "\(sentence(message)). Retry later; if this persists, lower the controller's concurrent Heketi operations or "
+                    + "raise Heketi's limit")
+        case .unreachable(let message):
+            return CSIError(
+                .unavailable,
+                "\(sentence(message)). Check resturl, that Heketi is running and reachable from the controller (network "
+                    + "policy, service), and for https the CA bundle")
+        case .serverError(_, let message):
+            return CSIError(.unavailable, "\(sentence(message)). Check Heketi's log; retry later")
+        case .operationFailed(let message):
+            return CSIError(
+                .unavailable,
+                "\(sentence(message)). Check that all gluster peers are connected ('gluster peer status') and Heketi's log; "
+                    + "retry later")
+        case .timedOut(let message):
+            return CSIError(
+                .deadlineExceeded, "\(sentence(message)). Retry; check Heketi's load and log if this persists")
+        }
+    }
+
+    /// `message` without a trailing full stop, so that ". What to do" can follow it.
+    private func sentence(_ message: String) -> String {
+        var text = Substring(message)
+        while let last = text.last, last == "." || last == " " { text = text.dropLast() }
+        return String(text)
+    }
+}
