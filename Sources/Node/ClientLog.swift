@@ -49,15 +49,16 @@ struct ClientLog {
     }
 }
 
-/// Replaces the value of `password=`, `secret=`, `token=` and `key=`-like words with `***`.
+/// Replaces the value of `password=`, `secret:`, `token=`-like words with `***`. Deliberately
+/// narrow: gluster's own `key:/volume` is what users need to see.
 func redactCredentials(_ line: String) -> String {
-    let sensitive = ["password", "passwd", "secret", "token", "key", "auth"]
+    let sensitive = ["password", "passwd", "secret", "token"]
     return line.split(separator: " ", omittingEmptySubsequences: false).map { word -> String in
-        guard let equals = word.firstIndex(where: { $0 == "=" || $0 == ":" }) else { return String(word) }
-        let name = word[..<equals].lowercased()
-        guard sensitive.contains(where: { name.hasSuffix($0) }), word.index(after: equals) < word.endIndex else {
+        guard let separator = word.firstIndex(where: { $0 == "=" || $0 == ":" }) else { return String(word) }
+        let name = word[..<separator].lowercased()
+        guard sensitive.contains(where: { name.contains($0) }), word.index(after: separator) < word.endIndex else {
             return String(word)
         }
-        return String(word[...equals]) + "***"
+        return String(word[...separator]) + "***"
     }.joined(separator: " ")
 }

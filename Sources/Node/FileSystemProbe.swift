@@ -4,7 +4,8 @@
 /// real FUSE client. Implementations must bound every call: a stat on a dead FUSE mount can block
 /// forever.
 public protocol FileSystemProbe: Sendable {
-    /// `stat`s `path` and classifies the answer.
+    /// `stat`s `path` (and asks its file system something no cache can answer) and classifies
+    /// the answer.
     func health(of path: String, timeout: Duration) async -> PathHealth
 
     /// `statvfs`es `path`.
@@ -27,7 +28,9 @@ public enum PathHealth: Sendable, Equatable {
     /// CephFS and NFS drivers use: the FUSE client is gone (ENOTCONN), the server forgot the
     /// handle (ESTALE), I/O to it failed (EIO), the host is down (EHOSTDOWN), or the client lost
     /// its authorization (EACCES; we run as root, so a plain permission problem does not arise).
-    public static let corruptingErrnos: Set<Int32> = [ENOTCONNValue, ESTALEValue, EIOValue, EHOSTDOWNValue, EACCESValue]
+    public static let corruptingErrnos: Set<Int32> = [
+        ENOTCONNValue, ESTALEValue, EIOValue, EHOSTDOWNValue, EACCESValue,
+    ]
 
     /// Whether this is a dead mount that unmounting and mounting again may fix.
     public var isCorrupted: Bool {

@@ -122,8 +122,10 @@ public struct GlusterMountOptions: Sendable, Equatable {
                 "it writes a file at a path of your choice on the node; the driver keeps the client log "
                 + "in its own log directory (use log-level to change its detail)"
         }
-        for name in ["xlator-option", "fuse-mountopts", "process-name", "io-engine", "context", "fscontext",
-                     "defcontext", "rootcontext"] {
+        for name in [
+            "xlator-option", "fuse-mountopts", "process-name", "io-engine", "context", "fscontext",
+            "defcontext", "rootcontext",
+        ] {
             reasons[name] = "it passes options through to the client or the kernel that the driver cannot check"
         }
         for name in ["dev", "suid", "root-squash", "no-root-squash", "aux-gfid-mount"] {
@@ -163,7 +165,9 @@ public struct GlusterMountOptions: Sendable, Equatable {
         }
         let value = String(parts[1])
         guard let rule = valued[name] else {
-            if flags.contains(name) { throw .invalidArgument("mount_flags: '\(name)' takes no value; write just \(name)") }
+            if flags.contains(name) {
+                throw .invalidArgument("mount_flags: '\(name)' takes no value; write just \(name)")
+            }
             throw unknown(name)
         }
         switch rule {
@@ -180,14 +184,19 @@ public struct GlusterMountOptions: Sendable, Equatable {
                 value.utf8.count <= 12 && (1...2).contains(pieces.count)
                 && pieces.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }
             if numeric { return flag }
-            throw .invalidArgument("mount_flags: \(name) must be a number of seconds such as 1 or 0.5, got '\(printable(value))'")
+            throw .invalidArgument(
+                "mount_flags: \(name) must be a number of seconds such as 1 or 0.5, got '\(printable(value))'")
         case .count:
-            if let number = Int(value), number >= 0, number <= 999_999_999, !value.hasPrefix("+") { return "\(name)=\(number)" }
-            throw .invalidArgument("mount_flags: \(name) must be a whole number from 0 to 999999999, got '\(printable(value))'")
+            if let number = Int(value), number >= 0, number <= 999_999_999, !value.hasPrefix("+") {
+                return "\(name)=\(number)"
+            }
+            throw .invalidArgument(
+                "mount_flags: \(name) must be a whole number from 0 to 999999999, got '\(printable(value))'")
         case .integer(let range):
             if let number = Int(value), range.contains(number) { return "\(name)=\(number)" }
             throw .invalidArgument(
-                "mount_flags: \(name) must be a whole number from \(range.lowerBound) to \(range.upperBound), got '\(printable(value))'")
+                "mount_flags: \(name) must be a whole number from \(range.lowerBound) to \(range.upperBound), got '\(printable(value))'"
+            )
         }
     }
 

@@ -78,7 +78,8 @@ public struct GlusterVolumeSource: Sendable, Equatable {
         self.firstHostIsPrimary = controllerHosts == nil
         if let gid = context[Key.gid] {
             guard let value = UInt32(gid), value != UInt32.max else {
-                throw .invalidArgument("volume_context: '\(Key.gid)' must be a number from 0 to 4294967294, got '\(gid)'")
+                throw .invalidArgument(
+                    "volume_context: '\(Key.gid)' must be a number from 0 to 4294967294, got '\(gid)'")
             }
             self.gid = value
         }
@@ -153,7 +154,8 @@ public struct GlusterVolumeSource: Sendable, Equatable {
         }
         guard !hosts.isEmpty, hosts.count <= 64 else {
             throw .invalidArgument(
-                "volume_context: '\(key)' must list 1 to 64 storage hosts separated by commas, got '\(printable(list))'")
+                "volume_context: '\(key)' must list 1 to 64 storage hosts separated by commas, got '\(printable(list))'"
+            )
         }
         return hosts
     }
@@ -187,7 +189,8 @@ public struct GlusterVolumeSource: Sendable, Equatable {
             !value.isEmpty && value.utf8.count <= 128
             && value.utf8.allSatisfy { isASCIIAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
         guard valid else {
-            throw .invalidArgument("volume_context: '\(key)' must be 1-128 of A-Z a-z 0-9 - _, got '\(printable(value))'")
+            throw .invalidArgument(
+                "volume_context: '\(key)' must be 1-128 of A-Z a-z 0-9 - _, got '\(printable(value))'")
         }
         return value
     }

@@ -28,6 +28,7 @@ public final class KeyedTryLock<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Runs `body` holding `key` exclusively, or throws ABORTED if anyone holds `key`.
+    @discardableResult
     public func withLock<T: Sendable>(
         _ key: Key, _ body: () async throws -> T
     ) async throws -> T {
@@ -37,6 +38,7 @@ public final class KeyedTryLock<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Runs `body` sharing `key` with other shared holders, or throws ABORTED if it is held exclusively.
+    @discardableResult
     public func withSharedLock<T: Sendable>(
         _ key: Key, _ body: () async throws -> T
     ) async throws -> T {

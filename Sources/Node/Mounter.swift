@@ -8,7 +8,8 @@ import CSICore
 public protocol Mounter: Sendable {
     /// Mounts `source` of type `fsType` on the existing directory `target` with `options`
     /// (joined with commas into one `-o`; callers validate them, see `GlusterMountOptions`).
-    func mount(source: String, target: String, fsType: String, options: [String], timeout: Duration)
+    func mount(
+        source: String, target: String, fsType: String, options: [String], timeout: Duration)
         async throws(MountError)
 
     /// Makes the tree mounted at `source` visible at the existing directory `target` too.

@@ -12,7 +12,8 @@ enum NodeRequestValidation {
         guard !id.isEmpty else { throw .missingField("volume_id") }
         guard id.utf8.count <= maxIDLength, id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
             throw .invalidArgument(
-                "volume_id must be at most \(maxIDLength) bytes of printable ASCII without spaces, got '\(printable(id))'")
+                "volume_id must be at most \(maxIDLength) bytes of printable ASCII without spaces, got '\(printable(id))'"
+            )
         }
         return id
     }
@@ -29,7 +30,8 @@ enum NodeRequestValidation {
             && path.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7f }
         guard clean else {
             throw .invalidArgument(
-                "\(field) must be an absolute, clean path (no '.', '..', '//' or trailing '/'), got '\(printable(path))'")
+                "\(field) must be an absolute, clean path (no '.', '..', '//' or trailing '/'), got '\(printable(path))'"
+            )
         }
         return path
     }
@@ -38,7 +40,9 @@ enum NodeRequestValidation {
     /// spaces and glob characters would split or rewrite it; kubelet never produces them.
     static func mountHelperPath(_ path: String, field: String) throws(CSIError) -> String {
         let path = try self.path(path, field: field)
-        let unsafe: Set<Character> = [" ", "\t", "*", "?", "[", "]", "\\", "$", "`", "\"", "'", ",", ";", "&", "|", "<", ">"]
+        let unsafe: Set<Character> = [
+            " ", "\t", "*", "?", "[", "]", "\\", "$", "`", "\"", "'", ",", ";", "&", "|", "<", ">",
+        ]
         if path.contains(where: { unsafe.contains($0) }) {
             throw .invalidArgument(
                 "\(field) must not contain spaces, quotes or shell characters (mount.glusterfs cannot mount on it), "

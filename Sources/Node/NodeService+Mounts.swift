@@ -113,7 +113,8 @@ extension NodeService {
         if try mountPoint(at: path) != nil {
             throw CSIError(
                 .internal,
-                "\(path) still has mounts after \(Self.maxStackedMounts) unmounts; inspect /proc/self/mountinfo on the node")
+                "\(path) still has mounts after \(Self.maxStackedMounts) unmounts; inspect /proc/self/mountinfo on the node"
+            )
         }
     }
 
@@ -134,7 +135,8 @@ extension NodeService {
             do throws(CSIError) {
                 try await unmountAll(target.mountPoint, logger: logger, context: context)
                 try await bindMount(stagingPath, at: target.mountPoint, readOnly: target.isReadOnly, context: context)
-                logger.notice("re-bound a publication to the recovered client", metadata: ["target": "\(target.mountPoint)"])
+                logger.notice(
+                    "re-bound a publication to the recovered client", metadata: ["target": "\(target.mountPoint)"])
             } catch {
                 logger.warning(
                     "could not re-bind a publication to the recovered client",
@@ -145,7 +147,9 @@ extension NodeService {
 
     /// Bind-mounts `stagingPath` at `target` (created if missing), read-only if asked. If the
     /// read-only step fails the bind is undone: a writable mount must never pass for a read-only one.
-    func bindMount(_ stagingPath: String, at target: String, readOnly: Bool, context: RequestContext)
+    func bindMount(
+        _ stagingPath: String, at target: String, readOnly: Bool, context: RequestContext
+    )
         async throws(CSIError)
     {
         do throws(FileIOError) {

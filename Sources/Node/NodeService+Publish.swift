@@ -13,7 +13,9 @@ extension NodeService {
     ///   → FAILED_PRECONDITION naming it.
     /// - A dead staging client is replaced (from this request's volume context and capability)
     ///   and a stale bind at the target is re-bound; logged as a recovery.
-    public func publishVolume(_ request: Csi_V1_NodePublishVolumeRequest, context: RequestContext) async throws
+    public func publishVolume(
+        _ request: Csi_V1_NodePublishVolumeRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_NodePublishVolumeResponse
     {
         let volumeID = try NodeRequestValidation.volumeID(request.volumeID)
@@ -60,7 +62,9 @@ extension NodeService {
     ///
     /// Idempotent: nothing mounted, or the path gone → OK. Works while the client is dead or the
     /// servers are unreachable (forced, then lazy unmount within the timeout).
-    public func unpublishVolume(_ request: Csi_V1_NodeUnpublishVolumeRequest, context: RequestContext) async throws
+    public func unpublishVolume(
+        _ request: Csi_V1_NodeUnpublishVolumeRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_NodeUnpublishVolumeResponse
     {
         let volumeID = try NodeRequestValidation.volumeID(request.volumeID)

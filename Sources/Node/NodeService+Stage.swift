@@ -10,7 +10,9 @@ extension NodeService {
     ///   the other read-only/read-write mode → ALREADY_EXISTS (the spec's "incompatible").
     /// - A dead client there (stat fails with ENOTCONN, ESTALE, EIO, EHOSTDOWN, EACCES or hangs)
     ///   → unmounted, mounted again, and the pods' bind mounts re-bound; logged as a recovery.
-    public func stageVolume(_ request: Csi_V1_NodeStageVolumeRequest, context: RequestContext) async throws
+    public func stageVolume(
+        _ request: Csi_V1_NodeStageVolumeRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_NodeStageVolumeResponse
     {
         let volumeID = try NodeRequestValidation.volumeID(request.volumeID)
@@ -37,7 +39,9 @@ extension NodeService {
     ///
     /// Idempotent: nothing mounted, or the path gone → OK. Works on a dead client or an
     /// unreachable server: the unmount escalates to forced and lazy within its timeout.
-    public func unstageVolume(_ request: Csi_V1_NodeUnstageVolumeRequest, context: RequestContext) async throws
+    public func unstageVolume(
+        _ request: Csi_V1_NodeUnstageVolumeRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_NodeUnstageVolumeResponse
     {
         let volumeID = try NodeRequestValidation.volumeID(request.volumeID)
@@ -126,7 +130,8 @@ extension NodeService {
         let fresh = try await mountGluster(
             source, options: options, volumeID: volumeID, stagingPath: stagingPath, logger: logger, context: context)
         logger.notice(
-            "recovered a dead staging mount", metadata: ["publications": "\(targets.map(\.mountPoint).joined(separator: ","))"])
+            "recovered a dead staging mount",
+            metadata: ["publications": "\(targets.map(\.mountPoint).joined(separator: ","))"])
         await rebind(targets, to: stagingPath, except: skipped, logger: logger, context: context)
         return fresh
     }

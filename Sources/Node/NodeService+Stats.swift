@@ -8,7 +8,9 @@ extension NodeService {
     ///
     /// A path that does not exist → NOT_FOUND. A dead mount is not an error: the response has no
     /// usage and `volume_condition` abnormal with the reason, so kubelet can surface it as an event.
-    public func getVolumeStats(_ request: Csi_V1_NodeGetVolumeStatsRequest, context: RequestContext) async throws
+    public func getVolumeStats(
+        _ request: Csi_V1_NodeGetVolumeStatsRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_NodeGetVolumeStatsResponse
     {
         let volumeID = try NodeRequestValidation.volumeID(request.volumeID)
@@ -31,7 +33,8 @@ extension NodeService {
         case .healthy:
             break
         case .missing:
-            throw CSIError.notFound("volume_path \(volumePath) does not exist; volume \(volumeID) is not published there")
+            throw CSIError.notFound(
+                "volume_path \(volumePath) does not exist; volume \(volumeID) is not published there")
         case .corrupted(let reason):
             return abnormal("the GlusterFS mount at \(volumePath) is dead (\(reason)); \(repair)")
         case .failed(let code):

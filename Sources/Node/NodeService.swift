@@ -49,7 +49,8 @@ public final class NodeService: Sendable {
             }
         guard validDirectory else {
             throw NodeConfigurationError(
-                "log directory must be an absolute, clean path of A-Z a-z 0-9 / _ . -, got '\(printable(logDirectory))'")
+                "log directory must be an absolute, clean path of A-Z a-z 0-9 / _ . -, got '\(printable(logDirectory))'"
+            )
         }
         self.nodeID = nodeID
         self.mounter = mounter
@@ -60,7 +61,9 @@ public final class NodeService: Sendable {
 
     /// NodeGetInfo: this node's ID. No topology (any node can reach the storage network) and no
     /// volume limit (FUSE mounts are not a scarce attachment resource).
-    public func getInfo(_ request: Csi_V1_NodeGetInfoRequest, context: RequestContext) async throws
+    public func getInfo(
+        _ request: Csi_V1_NodeGetInfoRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_NodeGetInfoResponse
     {
         var response = Csi_V1_NodeGetInfoResponse()
@@ -71,7 +74,9 @@ public final class NodeService: Sendable {
     /// NodeGetCapabilities: exactly what this service implements — staging, stats, volume
     /// condition, and SINGLE_NODE_MULTI_WRITER. Not EXPAND_VOLUME: a GlusterFS client sees a
     /// volume's new size without any node-side step.
-    public func getCapabilities(_ request: Csi_V1_NodeGetCapabilitiesRequest, context: RequestContext) async throws
+    public func getCapabilities(
+        _ request: Csi_V1_NodeGetCapabilitiesRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_NodeGetCapabilitiesResponse
     {
         var response = Csi_V1_NodeGetCapabilitiesResponse()
@@ -87,7 +92,9 @@ public final class NodeService: Sendable {
     }
 
     /// NodeExpandVolume: not offered (see `getCapabilities`), so UNIMPLEMENTED.
-    public func expandVolume(_ request: Csi_V1_NodeExpandVolumeRequest, context: RequestContext) async throws
+    public func expandVolume(
+        _ request: Csi_V1_NodeExpandVolumeRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_NodeExpandVolumeResponse
     {
         throw CSIError.unimplemented(

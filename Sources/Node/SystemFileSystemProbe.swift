@@ -9,7 +9,7 @@ let EIOValue = EIO
 let EHOSTDOWNValue = EHOSTDOWN
 let EACCESValue = EACCES
 
-/// The real `FileSystemProbe`: `stat`/`statvfs` on a dedicated thread, abandoned if it hangs.
+/// The real `FileSystemProbe`: `stat` and `statvfs` on a dedicated thread, abandoned if they hang.
 ///
 /// At most one stuck call per path: while an abandoned call on a path has not returned, further
 /// probes of it answer "hung" at once instead of stranding another thread each time kubelet asks
@@ -29,8 +29,13 @@ public final class SystemFileSystemProbe: FileSystemProbe {
     public func health(of path: String, timeout: Duration) async -> PathHealth {
         do throws(ProbeError) {
             _ = try await call(path, timeout: timeout) { path -> Int32 in
+                // stat alone is not enough: FUSE answers it from the attribute cache for up to
+                // attribute-timeout (1 s for glusterfs) after the client died. statvfs is never
+                // cached, so it reaches the client and fails with ENOTCONN once it is gone.
                 var info = stat()
-                return stat(path, &info) == 0 ? 0 : errno
+                guard stat(path, &info) == 0 else { return errno }
+                var filesystem = statvfs()
+                return statvfs(path, &filesystem) == 0 ? 0 : errno
             }
             return .healthy
         } catch {
@@ -67,7 +72,9 @@ public final class SystemFileSystemProbe: FileSystemProbe {
     }
 
     /// Runs `body(path)` (returning 0 or an errno) on its own thread, bounded by `timeout`.
-    private func call(_ path: String, timeout: Duration, _ body: @escaping @Sendable (String) -> Int32)
+    private func call(
+        _ path: String, timeout: Duration, _ body: @escaping @Sendable (String) -> Int32
+    )
         async throws(ProbeError)
     {
         let id = calls.withLock { calls -> Int? in

@@ -24,7 +24,9 @@ public struct SystemMounter: Mounter {
         self.runner = runner
     }
 
-    public func mount(source: String, target: String, fsType: String, options: [String], timeout: Duration)
+    public func mount(
+        source: String, target: String, fsType: String, options: [String], timeout: Duration
+    )
         async throws(MountError)
     {
         var arguments = ["-t", fsType]
