@@ -57,6 +57,20 @@ enum NodeRequestValidation {
         var mode: Mode
         var mountFlags: [String]
 
+        /// The mode's name as the CSI spec writes it, for messages.
+        var modeName: String {
+            switch mode {
+            case .singleNodeWriter: "SINGLE_NODE_WRITER"
+            case .singleNodeReaderOnly: "SINGLE_NODE_READER_ONLY"
+            case .multiNodeReaderOnly: "MULTI_NODE_READER_ONLY"
+            case .multiNodeSingleWriter: "MULTI_NODE_SINGLE_WRITER"
+            case .multiNodeMultiWriter: "MULTI_NODE_MULTI_WRITER"
+            case .singleNodeSingleWriter: "SINGLE_NODE_SINGLE_WRITER"
+            case .singleNodeMultiWriter: "SINGLE_NODE_MULTI_WRITER"
+            case .unknown, .UNRECOGNIZED: "access mode \(mode.rawValue)"
+            }
+        }
+
         /// Read-only access modes: the mount is made with `ro`.
         var isReadOnlyMode: Bool { mode == .singleNodeReaderOnly || mode == .multiNodeReaderOnly }
 

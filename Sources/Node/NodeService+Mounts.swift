@@ -64,9 +64,13 @@ extension NodeService {
                     autoUnmount = false
                     continue
                 }
-                // A killed mount may still have got as far as mounting: take it off again.
+                // A killed mount may still have got as far as mounting: take it off again. The
+                // caller's deadline may be spent by now (a timed-out mount used it up), so the
+                // cleanup gets its own bounded budget instead of being skipped.
                 if (try? mountPoint(at: stagingPath)) != nil {
-                    try? await unmountAll(stagingPath, logger: logger, context: context)
+                    var cleanup = context
+                    cleanup.deadline = nil
+                    try? await unmountAll(stagingPath, logger: logger, context: cleanup)
                 }
                 let csiError = error.csiError
                 throw CSIError(

@@ -164,7 +164,7 @@ extension NodeService {
             if !others.isEmpty {
                 throw CSIError(
                     .failedPrecondition,
-                    "volume \(plan.volumeID) has access mode \(plan.capability.mode) and is already published at "
+                    "volume \(plan.volumeID) has access mode \(plan.capability.modeName) and is already published at "
                         + "\(others.map(\.mountPoint).joined(separator: ", ")); unpublish it there first or use a "
                         + "multi-writer access mode")
             }

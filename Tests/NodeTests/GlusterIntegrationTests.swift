@@ -185,6 +185,25 @@ struct GlusterIntegrationTests {
         }
     }
 
+    @Test("with every server down, stats report it and unpublish and unstage still work")
+    func serversDown() async throws {
+        try await withGlusterVolume { gluster in
+            let service = gluster.service
+            let context = testContext()
+            let target = gluster.target("a")
+            _ = try await service.stageVolume(gluster.stageRequest(), context: context)
+            _ = try await service.publishVolume(gluster.publishRequest(target), context: context)
+            try await gluster.cli(["volume", "stop", gluster.name, "force"])
+
+            let stats = try await service.getVolumeStats(gluster.statsRequest(target), context: context)
+            #expect(stats.volumeCondition.abnormal, "\(stats.volumeCondition.message)")
+            _ = try await service.unpublishVolume(gluster.unpublishRequest(target), context: context)
+            _ = try await service.unstageVolume(gluster.unstageRequest(), context: context)
+            #expect(gluster.mountsUnderDirectory().isEmpty, "\(gluster.mountsUnderDirectory())")
+            try await waitUntil { gluster.clientProcesses(mentioning: gluster.staging).isEmpty }
+        }
+    }
+
     @Test("concurrent publishes of one staged volume all succeed")
     func concurrentPublishes() async throws {
         try await withGlusterVolume { gluster in

@@ -83,6 +83,7 @@ struct NodePublishTests {
         } else {
             #expect(error?.code == .failedPrecondition)
             #expect(error?.message.contains(fixture.target) == true)
+            #expect(error?.message.contains("_NODE_") == true, "the spec's mode name")
         }
         // Publishing the same target again is still fine.
         try await fixture.publish(fixture.publishRequest(capability: capability(mode)))

@@ -152,14 +152,21 @@ struct NodeStageTests {
         #expect(fixture.mountCalls.count == 1)
     }
 
-    @Test("a timed-out mount is DEADLINE_EXCEEDED and whatever it mounted is taken off again")
+    @Test("a timed-out mount is DEADLINE_EXCEEDED and what it mounted is taken off, even past the deadline")
     func timeoutCleansUp() async throws {
         let fixture = Fixture()
         let mounter = fixture.mounter
         let staging = fixture.staging
-        mounter.onMount { _ in mounter.addMount(at: staging, source: "half:/mounted") }
+        mounter.onMount { _ in
+            mounter.addMount(at: staging, source: "half:/mounted")
+            usleep(150_000)  // the mount uses up the caller's deadline
+        }
         mounter.failMounts([MountError(kind: .timedOut(.seconds(5)), command: ["mount"])])
-        let error = await csiError { try await fixture.stage() }
+        var context = fixture.context
+        context.deadline = .now + .milliseconds(100)
+        let error = await csiError {
+            _ = try await fixture.service.stageVolume(fixture.stageRequest(), context: context)
+        }
         #expect(error?.code == .deadlineExceeded)
         #expect(error?.message.contains("has no new lines") == true)
         #expect(mounter.table.isEmpty)

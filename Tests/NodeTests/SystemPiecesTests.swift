@@ -203,6 +203,26 @@ struct SystemMounterTests {
         #expect(runner.calls.withLock { $0 }.count == 3)
     }
 
+    @Test("a real mount program that hangs is killed with its children at the timeout")
+    func hangingProgram() async throws {
+        let setup = Setup()
+        setup.setTable([Self.root])
+        let program = setup.directory + "/hanging-mount"
+        try writeFile(program, "#!/bin/sh\nsleep 30 &\necho $! > \(setup.directory)/child\nsleep 30\n")
+        chmod(program, 0o755)
+        let mounter = SystemMounter(mountProgram: program, mountInfoPath: setup.mountInfo)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let error = await #expect(throws: MountError.self) {
+            try await mounter.mount(
+                source: "h:/v", target: "/mnt/x", fsType: "glusterfs", options: [], timeout: .milliseconds(300))
+        }
+        #expect(error?.kind == .timedOut(.milliseconds(300)))
+        #expect(clock.now - start < .seconds(3))
+        let child = try #require(pid_t(try readText(setup.directory + "/child").trimmingWhitespace()))
+        try await waitUntil { kill(child, 0) != 0 || processState(child) == "Z" }
+    }
+
     @Test("mount errors become CSI errors with the command and its output")
     func errorMapping() {
         let failed = MountError(kind: .failed(.exited(32)), command: ["/bin/mount", "a", "b"], output: " bad option\n")
