@@ -15,6 +15,7 @@ public struct CommandResult: Sendable, Equatable {
     /// Its standard output and standard error, interleaved, capped at the last few KiB.
     public var output: String
 
+    /// Creates a result; runners and test fakes use this.
     public init(termination: Termination, output: String) {
         self.termination = termination
         self.output = output

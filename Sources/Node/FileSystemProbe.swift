@@ -56,15 +56,20 @@ public enum ProbeError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Space and inode counts of a filesystem, as `statvfs` reports them.
 public struct FilesystemUsage: Sendable, Equatable {
+    /// Size of the file system.
     public var totalBytes: Int64
     /// Bytes an unprivileged user can still write.
     public var availableBytes: Int64
+    /// Bytes in use (total minus free, including the blocks reserved for root).
     public var usedBytes: Int64
+    /// Inodes the file system has.
     public var totalInodes: Int64
     /// Inodes an unprivileged user can still create.
     public var availableInodes: Int64
+    /// Inodes in use.
     public var usedInodes: Int64
 
+    /// Creates a usage record; probes and test fakes use this.
     public init(
         totalBytes: Int64, availableBytes: Int64, usedBytes: Int64,
         totalInodes: Int64, availableInodes: Int64, usedInodes: Int64

@@ -38,8 +38,9 @@ public struct GlusterVolumeSource: Sendable, Equatable {
     public var firstHostIsPrimary: Bool
     /// The volume's GID, if the controller set one.
     public var gid: UInt32?
-    /// Heketi's IDs, for log lines.
+    /// Heketi's volume ID, for log lines.
     public var heketiVolumeID: String?
+    /// Heketi's cluster ID, for log lines.
     public var heketiClusterID: String?
 
     /// Reads and validates a `volume_context`. Throws INVALID_ARGUMENT naming the bad key.

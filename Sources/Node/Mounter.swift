@@ -69,6 +69,7 @@ public struct MountError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The command's output (bounded).
     public var output: String
 
+    /// Creates an error; mounters and test fakes use this.
     public init(kind: Kind, command: [String], output: String = "") {
         self.kind = kind
         self.command = command

@@ -142,6 +142,7 @@ public struct NodeTimeouts: Sendable, Equatable {
     /// A stat or statvfs of a mounted path (a dead FUSE mount may never answer).
     public var probe: Duration
 
+    /// Bounds with production defaults: 60 s mount, 10 s bind, 20 s unmount escalation, 5 s probe.
     public init(
         mount: Duration = .seconds(60), bind: Duration = .seconds(10), unmount: Duration = .seconds(20),
         probe: Duration = .seconds(5)
@@ -155,6 +156,8 @@ public struct NodeTimeouts: Sendable, Equatable {
 
 /// The node service cannot start with this configuration.
 public struct NodeConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What is wrong with the configuration and what to change.
     public var description: String
+    /// Creates the error with its message.
     public init(_ description: String) { self.description = description }
 }

@@ -7,6 +7,9 @@ import Glibc
 /// poisons every later attempt on that path (field notes, "Mount hangs"). The group kill also takes
 /// the shell script's children (`glusterfs` before it daemonizes, the `stat` it runs on the new
 /// mount). A daemonized client has left the group by then and is handled by unmounting instead.
+///
+/// Cancelling the calling task does not stop a program: it runs to completion or to its timeout,
+/// so a client that gives up never cuts a mount off halfway (the volume lock is held until then).
 public struct SystemCommandRunner: CommandRunner {
     /// The environment given to every program: a fixed PATH (helpers like `mount.glusterfs` are
     /// found through it) and the C locale, so error text does not depend on the node's settings.
@@ -20,6 +23,9 @@ public struct SystemCommandRunner: CommandRunner {
     /// How many bytes of output to keep (the last ones; errors come at the end).
     public var outputLimit: Int
 
+    /// - Parameters:
+    ///   - environment: the child's whole environment, `NAME=value` entries.
+    ///   - outputLimit: bytes of output kept (the last ones).
     public init(environment: [String] = SystemCommandRunner.defaultEnvironment, outputLimit: Int = 16 * 1024) {
         self.environment = environment
         self.outputLimit = outputLimit

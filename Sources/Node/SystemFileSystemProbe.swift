@@ -24,6 +24,7 @@ public final class SystemFileSystemProbe: FileSystemProbe {
 
     private let calls = Mutex(Calls())
 
+    /// Creates a probe with no calls in flight.
     public init() {}
 
     public func health(of path: String, timeout: Duration) async -> PathHealth {

@@ -14,6 +14,8 @@ public struct SystemMounter: Mounter {
     /// Runs the programs.
     public var runner: any CommandRunner
 
+    /// - Parameters: the programs and mount table to use (defaults: the system's), and the
+    ///   runner that executes the programs.
     public init(
         mountProgram: String = "/bin/mount", umountProgram: String = "/bin/umount",
         mountInfoPath: String = "/proc/self/mountinfo", runner: any CommandRunner = SystemCommandRunner()
