@@ -47,6 +47,19 @@ public final class HeketiClient: HeketiAPI {
         self.runtime = runtime
     }
 
+    /// A client with default tunables except the two a deployment usually sets: the limiter
+    /// shared with other clients of the same Heketi (see `HeketiLimiters`) and the operation
+    /// budget.
+    public convenience init(
+        endpoint: HeketiEndpoint, transport: any HTTPTransport, logger: Logger, limiter: AsyncLimiter,
+        operationTimeout: Duration
+    ) {
+        var configuration = Configuration()
+        configuration.mutationLimiter = limiter
+        configuration.operationTimeout = operationTimeout
+        self.init(endpoint: endpoint, transport: transport, logger: logger, configuration: configuration)
+    }
+
     // MARK: Reads
 
     public func volumeIDs() async throws(HeketiError) -> [String] {
