@@ -48,6 +48,8 @@ public final class CurlHTTPTransport: HTTPTransport {
     /// How many idle handles the pool holds (for tests and diagnostics).
     public var idleHandleCount: Int { idle.withLock { $0.count } }
 
+    /// Performs `request` on a thread of its own and returns the final response (3xx included).
+    /// Throws `cannotConnect`, `timedOut`, `tls`, or `failed` (also when the task is cancelled).
     public func send(_ request: HTTPRequest) async throws(HTTPTransportError) -> HTTPResponse {
         if let initFailure { throw initFailure }
         let easy = try checkOut()
@@ -78,12 +80,10 @@ public final class CurlHTTPTransport: HTTPTransport {
 
     private func checkIn(_ easy: CurlEasy) {
         easy.reset()
-        let kept = idle.withLock { handles -> Bool in
-            guard handles.count < maxIdleHandles else { return false }
-            handles.append(easy)
-            return true
+        idle.withLock { handles in
+            if handles.count < maxIdleHandles { handles.append(easy) }
         }
-        // A handle not kept is freed here, outside the lock (curl_easy_cleanup closes sockets).
-        _ = kept
+        // A handle the pool did not take is freed when this last reference goes, outside the
+        // lock (curl_easy_cleanup closes its sockets).
     }
 }

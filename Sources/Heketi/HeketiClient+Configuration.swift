@@ -1,12 +1,20 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 extension HeketiClient {
     /// A growing delay: `initial`, then × `multiplier` after every step, never above `maximum`.
     public struct Backoff: Sendable, Equatable {
+        /// The first delay.
         public var initial: Duration
+        /// Growth per step (values below 1 count as 1).
         public var multiplier: Double
+        /// The cap.
         public var maximum: Duration
 
+        /// A back-off from `initial`, growing by `multiplier`, capped at `maximum`.
         public init(initial: Duration, multiplier: Double, maximum: Duration) {
             self.initial = initial
             self.multiplier = multiplier
@@ -49,6 +57,7 @@ extension HeketiClient {
         /// Share one limiter between clients of the same Heketi to make the cap global.
         public var mutationLimiter: AsyncLimiter
 
+        /// The production defaults, each overridable.
         public init(
             requestTimeout: Duration = .seconds(30),
             connectTimeout: Duration = .seconds(5),
@@ -81,6 +90,7 @@ extension HeketiClient {
         /// A uniform random number in [0, 1), for jitter.
         public var random: @Sendable () -> Double
 
+        /// A runtime from its four parts (tests pass a manual clock).
         public init(
             now: @escaping @Sendable () -> ContinuousClock.Instant,
             sleep: @escaping @Sendable (Duration) async throws -> Void,

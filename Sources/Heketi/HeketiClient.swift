@@ -62,24 +62,29 @@ public final class HeketiClient: HeketiAPI {
 
     // MARK: Reads
 
+    /// `GET /volumes`: IDs of complete volumes (Heketi hides pending ones).
     public func volumeIDs() async throws(HeketiError) -> [String] {
         try await get("/volumes", as: VolumeListBody.self).volumes ?? []
     }
 
+    /// `GET /volumes/{id}`. A non-hex ID is `notFound` without a request.
     public func volume(id: String) async throws(HeketiError) -> HeketiVolume {
         try Self.checkID(id, kind: "volume")
         return try await volume(apiPath: "/volumes/\(id)")
     }
 
+    /// `GET /clusters`.
     public func clusterIDs() async throws(HeketiError) -> [String] {
         try await get("/clusters", as: ClusterListBody.self).clusters ?? []
     }
 
+    /// `GET /clusters/{id}`.
     public func cluster(id: String) async throws(HeketiError) -> HeketiCluster {
         try Self.checkID(id, kind: "cluster")
         return try await get("/clusters/\(id)", as: ClusterInfoBody.self).model(requestedID: id)
     }
 
+    /// `GET /nodes/{id}`, with device sizes in KiB.
     public func node(id: String) async throws(HeketiError) -> HeketiNode {
         try Self.checkID(id, kind: "node")
         return try await get("/nodes/\(id)", as: NodeInfoBody.self).model(requestedID: id)
@@ -87,6 +92,8 @@ public final class HeketiClient: HeketiAPI {
 
     // MARK: Asynchronous operations
 
+    /// `POST /volumes`, the queue, then `GET` of the new volume. Refused without a request when
+    /// the endpoint's user is not `admin` (it could create but never see the result).
     public func createVolume(_ request: VolumeCreateRequest) async throws(HeketiError) -> HeketiVolume {
         // `user` may POST /volumes but not poll the queue or read the result: the volume would
         // be created and then lost to us. Refuse before touching Heketi.
@@ -100,6 +107,7 @@ public final class HeketiClient: HeketiAPI {
         return try await resultVolume(outcome, what: "create volume \(request.name)")
     }
 
+    /// `POST /volumes/{id}/expand` by `deltaGiB`, the queue, then `GET` of the volume.
     public func expandVolume(id: String, deltaGiB: Int) async throws(HeketiError) -> HeketiVolume {
         try Self.checkID(id, kind: "volume")
         let outcome = try await runOperation(
@@ -108,6 +116,7 @@ public final class HeketiClient: HeketiAPI {
         return try await resultVolume(outcome, what: "expand volume \(id)")
     }
 
+    /// `POST /volumes/{id}/clone`, the queue, then `GET` of the new volume.
     public func cloneVolume(id: String, name: String) async throws(HeketiError) -> HeketiVolume {
         try Self.checkID(id, kind: "volume")
         let outcome = try await runOperation(
@@ -116,6 +125,7 @@ public final class HeketiClient: HeketiAPI {
         return try await resultVolume(outcome, what: "clone volume \(id)")
     }
 
+    /// `DELETE /volumes/{id}` and the queue until 204. Unknown ID → `notFound`.
     public func deleteVolume(id: String) async throws(HeketiError) {
         try Self.checkID(id, kind: "volume")
         let outcome = try await runOperation("DELETE", "/volumes/\(id)", body: [], what: "delete volume \(id)")
