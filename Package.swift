@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "glusterfs-csi",
             dependencies: [
-                "CSICore", "CSIProto", "GRPCServer", "Controller",
+                "CSICore", "CSIProto", "GRPCServer", "Controller", "Node", "Heketi", "CurlTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -105,7 +105,10 @@ let package = Package(
                 "Controller", "Heketi", "CSICore", "CSIProto", .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "NodeTests", dependencies: ["Node", "CSICore", "CSIProto"]),
+        .testTarget(
+            name: "NodeTests",
+            dependencies: ["Node", "CSICore", "CSIProto", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "DriverTests",
             dependencies: ["glusterfs-csi", "CSICore", "Controller", .product(name: "Logging", package: "swift-log")]

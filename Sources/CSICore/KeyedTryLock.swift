@@ -1,4 +1,3 @@
-import CSICore
 import Synchronization
 
 /// Try-locks keyed by name: a second operation on a key that is busy fails at once with ABORTED
@@ -8,8 +7,6 @@ import Synchronization
 /// hung one would only pile up more blocked work. Each key can be held exclusively, or shared by
 /// several holders (so that, for example, twenty pods can publish one staged volume at once while
 /// NodeUnstage still excludes all of them).
-///
-/// Nothing here is node-specific; the type is meant to move to CSICore when the controller needs it.
 public final class KeyedTryLock<Key: Hashable & Sendable>: Sendable {
     /// How a key is currently held.
     private enum Holding {

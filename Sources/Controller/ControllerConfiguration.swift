@@ -1,3 +1,5 @@
+import CSICore
+
 /// Controller settings that come from its flags rather than from a StorageClass.
 ///
 /// DeleteVolume, ControllerExpandVolume, ListVolumes and GetCapacity get no StorageClass
@@ -22,5 +24,18 @@ public struct ControllerConfiguration: Sendable {
         self.defaultUser = defaultUser
         self.defaultKey = defaultKey
         self.defaultWait = defaultWait
+    }
+}
+
+extension ControllerConfiguration {
+    /// Checks a Heketi base URL (from a flag) the same way the StorageClass's resturl is checked,
+    /// and drops a trailing slash.
+    public static func validatedHeketiURL(_ text: String, source: String) throws(CSIError) -> String {
+        do {
+            return try StorageClassParameters.url(text)
+        } catch {
+            throw CSIError(
+                .invalidArgument, "\(source) '\(text)': expected an http:// or https:// URL, e.g. http://heketi:8080")
+        }
     }
 }

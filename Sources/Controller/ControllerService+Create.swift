@@ -8,7 +8,9 @@ extension ControllerService {
     /// name is derived from the CSI name, looked up before anything is created, and an operation
     /// still running from an earlier attempt is never started twice. Same name and compatible
     /// request → the existing volume; incompatible → ALREADY_EXISTS.
-    public func createVolume(_ request: Csi_V1_CreateVolumeRequest, context: RequestContext) async throws
+    public func createVolume(
+        _ request: Csi_V1_CreateVolumeRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_CreateVolumeResponse
     {
         guard !request.name.isEmpty else { throw CSIError.missingField("name") }
@@ -74,7 +76,8 @@ extension ControllerService {
             } else {
                 volume = try await create(name, sizeGiB: sizeGiB, parameters: parameters, heketi: heketi, index: index)
             }
-            logger.info("heketi volume created", metadata: ["heketi.id": "\(volume.id)", "size_gib": "\(volume.sizeGiB)"])
+            logger.info(
+                "heketi volume created", metadata: ["heketi.id": "\(volume.id)", "size_gib": "\(volume.sizeGiB)"])
             return volume
         } catch {
             switch error {
@@ -200,7 +203,9 @@ struct CloneSource: Sendable {
     let volume: VolumeID
 
     /// Nil when the request has no content source. Only volume sources on the same Heketi work.
-    init?(_ request: Csi_V1_CreateVolumeRequest, endpoint: HeketiEndpoint, connections: HeketiConnections)
+    init?(
+        _ request: Csi_V1_CreateVolumeRequest, endpoint: HeketiEndpoint, connections: HeketiConnections
+    )
         throws(CSIError)
     {
         guard request.hasVolumeContentSource else { return nil }

@@ -7,7 +7,9 @@ extension ControllerService {
     /// knows ("Id not found"), counts as deleted. A delete still running (ours, or Heketi's own
     /// pending one) → ABORTED, retry later. Needs only the ID and the secrets, never the
     /// StorageClass, which may be gone by now.
-    public func deleteVolume(_ request: Csi_V1_DeleteVolumeRequest, context: RequestContext) async throws
+    public func deleteVolume(
+        _ request: Csi_V1_DeleteVolumeRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_DeleteVolumeResponse
     {
         guard !request.volumeID.isEmpty else { throw CSIError.missingField("volume_id") }

@@ -6,7 +6,9 @@ extension ControllerService {
     /// ControllerExpandVolume. Heketi expands by a delta (a new brick set), so the delta is
     /// computed from Heketi's current size; a volume already at least as large succeeds without a
     /// call. Online: GlusterFS clients see the new size at once, so no node expansion is needed.
-    public func expandVolume(_ request: Csi_V1_ControllerExpandVolumeRequest, context: RequestContext) async throws
+    public func expandVolume(
+        _ request: Csi_V1_ControllerExpandVolumeRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_ControllerExpandVolumeResponse
     {
         guard !request.volumeID.isEmpty else { throw CSIError.missingField("volume_id") }
@@ -35,7 +37,8 @@ extension ControllerService {
                     return expanded
                 }
                 context.logger.info(
-                    "heketi volume expanded", metadata: ["heketi.id": "\(id.heketiID)", "size_gib": "\(volume.sizeGiB)"])
+                    "heketi volume expanded",
+                    metadata: ["heketi.id": "\(id.heketiID)", "size_gib": "\(volume.sizeGiB)"])
             }
             var response = Csi_V1_ControllerExpandVolumeResponse()
             response.capacityBytes = Int64(volume.sizeGiB) * Self.gibibyte

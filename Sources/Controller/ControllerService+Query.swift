@@ -30,7 +30,9 @@ extension ControllerService {
     }
 
     /// ControllerGetVolume: the volume as Heketi describes it now; NOT_FOUND when it is gone.
-    public func getVolume(_ request: Csi_V1_ControllerGetVolumeRequest, context: RequestContext) async throws
+    public func getVolume(
+        _ request: Csi_V1_ControllerGetVolumeRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_ControllerGetVolumeResponse
     {
         guard !request.volumeID.isEmpty else { throw CSIError.missingField("volume_id") }
@@ -47,7 +49,9 @@ extension ControllerService {
 
     /// ListVolumes: the volumes of the default Heketi in a stable order (by Heketi ID). The token
     /// is the offset of the next entry; one this driver did not issue → ABORTED, as the spec says.
-    public func listVolumes(_ request: Csi_V1_ListVolumesRequest, context: RequestContext) async throws
+    public func listVolumes(
+        _ request: Csi_V1_ListVolumesRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_ListVolumesResponse
     {
         guard request.maxEntries >= 0 else {
@@ -57,7 +61,9 @@ extension ControllerService {
         if !request.startingToken.isEmpty {
             guard let parsed = Int(request.startingToken), parsed >= 0 else {
                 throw CSIError(
-                    .aborted, "starting_token '\(request.startingToken)' was not issued by this driver; list again from the start")
+                    .aborted,
+                    "starting_token '\(request.startingToken)' was not issued by this driver; list again from the start"
+                )
             }
             offset = parsed
         }
@@ -67,7 +73,8 @@ extension ControllerService {
         let volumes = await index.allVolumes()
         guard offset <= volumes.count else {
             throw CSIError(
-                .aborted, "starting_token '\(request.startingToken)' is past the end of the list; list again from the start")
+                .aborted,
+                "starting_token '\(request.startingToken)' is past the end of the list; list again from the start")
         }
         let end = request.maxEntries == 0 ? volumes.count : min(volumes.count, offset + Int(request.maxEntries))
         var response = Csi_V1_ListVolumesResponse()
@@ -86,7 +93,9 @@ extension ControllerService {
     /// clusters (all clusters when it names none), divided by what the volumetype costs:
     /// replicate:N keeps N copies, disperse:D:R spends (D+R)/D, none 1. Heketi's own overhead
     /// (~0.8 % per brick) and the spread of bricks over nodes make the true maximum a little lower.
-    public func capacity(_ request: Csi_V1_GetCapacityRequest, context: RequestContext) async throws
+    public func capacity(
+        _ request: Csi_V1_GetCapacityRequest, context: RequestContext
+    ) async throws
         -> Csi_V1_GetCapacityResponse
     {
         if !request.volumeCapabilities.isEmpty {

@@ -35,7 +35,9 @@ public final class ControllerService: Sendable {
 
     /// What this controller supports. LIST_VOLUMES needs a default Heketi, because ListVolumes
     /// carries neither parameters nor secrets.
-    public func capabilities(_ request: Csi_V1_ControllerGetCapabilitiesRequest)
+    public func capabilities(
+        _ request: Csi_V1_ControllerGetCapabilitiesRequest
+    )
         -> Csi_V1_ControllerGetCapabilitiesResponse
     {
         var supported: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [

@@ -21,7 +21,9 @@ final class HeketiConnections: Sendable {
     /// The endpoint for a new volume: URL from the StorageClass or the controller's default; user
     /// and key from the StorageClass, the Secret, or the controller's defaults, in that order.
     /// Returns the URL to record in the volume ID too (empty when the default was used).
-    func endpointForCreate(_ parameters: StorageClassParameters, secrets: [String: String]) throws(CSIError)
+    func endpointForCreate(
+        _ parameters: StorageClassParameters, secrets: [String: String]
+    ) throws(CSIError)
         -> (endpoint: HeketiEndpoint, recordedURL: String)
     {
         guard let url = parameters.restURL ?? configuration.defaultHeketiURL else {

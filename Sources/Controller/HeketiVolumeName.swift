@@ -39,12 +39,14 @@ struct HeketiVolumeName: Sendable, Hashable, CustomStringConvertible {
     var description: String { value }
 
     private static func sanitized(_ text: String) -> String {
-        String(text.unicodeScalars.map { scalar -> Character in
-            let byte = scalar.value
-            let allowed = (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-                || byte == 0x2D
-            return allowed ? Character(scalar) : "-"
-        })
+        String(
+            text.unicodeScalars.map { scalar -> Character in
+                let byte = scalar.value
+                let allowed =
+                    (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                    || byte == 0x2D
+                return allowed ? Character(scalar) : "-"
+            })
     }
 
     /// FNV-1a 64: stable across processes and versions (Swift's Hasher is randomly seeded).

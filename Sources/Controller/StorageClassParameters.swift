@@ -155,7 +155,8 @@ struct StorageClassParameters: Sendable, Equatable {
             guard words.count == 2, !words[0].isEmpty,
                 words.allSatisfy({ $0.allSatisfy { $0.isASCII && !$0.isNewline && $0 != "\"" && $0 != "'" } })
             else {
-                throw invalid(key, value, "a comma-separated list of 'option value' pairs, e.g. 'client.ssl on, server.ssl on'")
+                throw invalid(
+                    key, value, "a comma-separated list of 'option value' pairs, e.g. 'client.ssl on, server.ssl on'")
             }
             options.append(words.joined(separator: " "))
         }
@@ -180,8 +181,12 @@ struct StorageClassParameters: Sendable, Equatable {
 }
 
 extension UInt8 {
-    var isHexDigit: Bool { (0x30...0x39).contains(self) || (0x61...0x66).contains(self) || (0x41...0x46).contains(self) }
-    var isAlphanumeric: Bool { (0x30...0x39).contains(self) || (0x41...0x5A).contains(self) || (0x61...0x7A).contains(self) }
+    var isHexDigit: Bool {
+        (0x30...0x39).contains(self) || (0x61...0x66).contains(self) || (0x41...0x46).contains(self)
+    }
+    var isAlphanumeric: Bool {
+        (0x30...0x39).contains(self) || (0x41...0x5A).contains(self) || (0x61...0x7A).contains(self)
+    }
 }
 
 extension String {

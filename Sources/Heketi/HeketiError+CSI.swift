@@ -3,7 +3,7 @@ import CSICore
 // The one place a Heketi failure becomes a CSI status. Each message keeps the HeketiError's text
 // (what Heketi said, in short) and adds what to do about it.
 
-extension HeketiError {
+extension HeketiError: CSIErrorConvertible {
     /// This failure as the CSI error an RPC should end with.
     ///
     /// - invalidRequest → INVALID_ARGUMENT: Heketi refused the request's content.

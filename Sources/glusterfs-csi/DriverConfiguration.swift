@@ -1,4 +1,5 @@
 import CSICore
+import Controller
 import GRPCServer
 import Logging
 
@@ -22,6 +23,15 @@ struct DriverConfiguration: Sendable {
     var shutdownGrace: Duration
     var shutdownHardLimit: Duration
     var testHooks: Bool
+    /// Controller: the default Heketi and its credentials (see ControllerConfiguration).
+    var heketiURL: String?
+    var heketiUser: String
+    var heketiKeyFile: String?
+    var heketiCAFile: String?
+    var heketiMaxOperations: Int
+    var heketiOperationTimeout: Duration
+    /// Node: where each volume's glusterfs client log goes.
+    var mountLogDirectory: String
 
     /// Environment variable names, one per flag.
     enum Variable {
@@ -33,6 +43,13 @@ struct DriverConfiguration: Sendable {
         static let logFormat = "GLUSTERFS_CSI_LOG_FORMAT"
         static let maxMessageSize = "GLUSTERFS_CSI_MAX_MESSAGE_SIZE"
         static let shutdownGrace = "GLUSTERFS_CSI_SHUTDOWN_GRACE"
+        static let heketiURL = "GLUSTERFS_CSI_HEKETI_URL"
+        static let heketiUser = "GLUSTERFS_CSI_HEKETI_USER"
+        static let heketiKeyFile = "GLUSTERFS_CSI_HEKETI_KEY_FILE"
+        static let heketiCAFile = "GLUSTERFS_CSI_HEKETI_CA_FILE"
+        static let heketiMaxOperations = "GLUSTERFS_CSI_HEKETI_MAX_OPERATIONS"
+        static let heketiOperationTimeout = "GLUSTERFS_CSI_HEKETI_OPERATION_TIMEOUT"
+        static let mountLogDirectory = "GLUSTERFS_CSI_MOUNT_LOG_DIR"
     }
 
     static let defaultEndpoint = "unix:///csi/csi.sock"
@@ -48,7 +65,16 @@ struct DriverConfiguration: Sendable {
         var maxMessageSize: String?
         var shutdownGrace: String?
         var testHooks = false
+        var heketiURL: String?
+        var heketiUser: String?
+        var heketiKeyFile: String?
+        var heketiCAFile: String?
+        var heketiMaxOperations: String?
+        var heketiOperationTimeout: String?
+        var mountLogDirectory: String?
     }
+
+    static let defaultMountLogDirectory = "/var/log/glusterfs-csi"
 
     init(
         flags: Flags, environment: [String: String], hostName: () -> String = DriverConfiguration.hostName
@@ -107,6 +133,43 @@ struct DriverConfiguration: Sendable {
         shutdownGrace = .seconds(grace)
         shutdownHardLimit = .seconds(5)
         testHooks = flags.testHooks
+
+        heketiURL = try value(flags.heketiURL, Variable.heketiURL).map { text throws(CSIError) in
+            try ControllerConfiguration.validatedHeketiURL(text, source: "--heketi-url (\(Variable.heketiURL))")
+        }
+        heketiUser = value(flags.heketiUser, Variable.heketiUser) ?? "admin"
+        heketiKeyFile = try value(flags.heketiKeyFile, Variable.heketiKeyFile).map { path throws(CSIError) in
+            try Self.absolutePath(path, "--heketi-key-file (\(Variable.heketiKeyFile))")
+        }
+        heketiCAFile = try value(flags.heketiCAFile, Variable.heketiCAFile).map { path throws(CSIError) in
+            try Self.absolutePath(path, "--heketi-ca-file (\(Variable.heketiCAFile))")
+        }
+        let operationsText = value(flags.heketiMaxOperations, Variable.heketiMaxOperations) ?? "8"
+        guard let operations = Int(operationsText), (1...64).contains(operations) else {
+            throw CSIError(
+                .invalidArgument,
+                "--heketi-max-operations (\(Variable.heketiMaxOperations)) '\(operationsText)': expected 1 to 64 "
+                    + "(default 8, Heketi's own limit)")
+        }
+        heketiMaxOperations = operations
+        let timeoutText = value(flags.heketiOperationTimeout, Variable.heketiOperationTimeout) ?? "600"
+        guard let timeout = Int(timeoutText), (10...86400).contains(timeout) else {
+            throw CSIError(
+                .invalidArgument,
+                "--heketi-operation-timeout (\(Variable.heketiOperationTimeout)) '\(timeoutText)': expected whole "
+                    + "seconds from 10 to 86400 (default 600)")
+        }
+        heketiOperationTimeout = .seconds(timeout)
+        mountLogDirectory = try Self.absolutePath(
+            value(flags.mountLogDirectory, Variable.mountLogDirectory) ?? Self.defaultMountLogDirectory,
+            "--mount-log-dir (\(Variable.mountLogDirectory))")
+    }
+
+    private static func absolutePath(_ path: String, _ name: String) throws(CSIError) -> String {
+        guard path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
+            throw CSIError(.invalidArgument, "\(name) '\(path)': expected an absolute path without '..'")
+        }
+        return path
     }
 
     private static func invalid(_ flag: String, _ variable: String, _ value: String, _ accepted: [String]) -> CSIError {

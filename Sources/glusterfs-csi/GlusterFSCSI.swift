@@ -18,7 +18,9 @@ struct GlusterFSCSI: AsyncParsableCommand {
             Every option can also be set with an environment variable (the flag wins):
               GLUSTERFS_CSI_ENDPOINT, GLUSTERFS_CSI_MODE, GLUSTERFS_CSI_NODE_ID, GLUSTERFS_CSI_DRIVER_NAME,
               GLUSTERFS_CSI_LOG_LEVEL, GLUSTERFS_CSI_LOG_FORMAT, GLUSTERFS_CSI_MAX_MESSAGE_SIZE,
-              GLUSTERFS_CSI_SHUTDOWN_GRACE.
+              GLUSTERFS_CSI_SHUTDOWN_GRACE, GLUSTERFS_CSI_HEKETI_URL, GLUSTERFS_CSI_HEKETI_USER,
+              GLUSTERFS_CSI_HEKETI_KEY_FILE, GLUSTERFS_CSI_HEKETI_CA_FILE, GLUSTERFS_CSI_HEKETI_MAX_OPERATIONS,
+              GLUSTERFS_CSI_HEKETI_OPERATION_TIMEOUT, GLUSTERFS_CSI_MOUNT_LOG_DIR.
             SIGTERM or SIGINT stops accepting calls, lets calls in flight finish within the grace period,
             and exits 0 when all were answered.
             """,
@@ -53,6 +55,35 @@ struct GlusterFSCSI: AsyncParsableCommand {
     @Option(help: "Seconds to let calls in flight finish after SIGTERM before cancelling them. (default: 25)")
     var shutdownGrace: String?
 
+    @Option(
+        help: "Controller: the Heketi used when a StorageClass has no resturl, and for ListVolumes. (default: none)")
+    var heketiURL: String?
+
+    @Option(help: "Controller: the Heketi JWT issuer; must be admin. (default: admin)")
+    var heketiUser: String?
+
+    @Option(
+        help: "Controller: a file holding the Heketi admin key, used when a request carries no secret. (default: none)")
+    var heketiKeyFile: String?
+
+    @Option(
+        help: "Controller: a PEM file of CAs to trust for https Heketi URLs, besides the system store. (default: none)")
+    var heketiCAFile: String?
+
+    @Option(help: "Controller: how many creates, deletes and expansions may run in Heketi at once. (default: 8)")
+    var heketiMaxOperations: String?
+
+    @Option(
+        help: "Controller: seconds one Heketi operation may take before the driver stops following it. (default: 600)")
+    var heketiOperationTimeout: String?
+
+    @Option(
+        name: .customLong("mount-log-dir"),
+        help:
+            "Node: where each volume's glusterfs client log is written. (default: \(DriverConfiguration.defaultMountLogDirectory))"
+    )
+    var mountLogDirectory: String?
+
     @Flag(help: .private)
     var enableTestHooks = false
 
@@ -60,7 +91,9 @@ struct GlusterFSCSI: AsyncParsableCommand {
         DriverConfiguration.Flags(
             endpoint: endpoint, mode: mode, nodeID: nodeID, driverName: driverName, logLevel: logLevel,
             logFormat: logFormat, maxMessageSize: maxMessageSize, shutdownGrace: shutdownGrace,
-            testHooks: enableTestHooks)
+            testHooks: enableTestHooks, heketiURL: heketiURL, heketiUser: heketiUser, heketiKeyFile: heketiKeyFile,
+            heketiCAFile: heketiCAFile, heketiMaxOperations: heketiMaxOperations,
+            heketiOperationTimeout: heketiOperationTimeout, mountLogDirectory: mountLogDirectory)
     }
 
     func resolvedConfiguration() throws -> DriverConfiguration {
@@ -87,9 +120,11 @@ struct GlusterFSCSI: AsyncParsableCommand {
 
         let server: UnaryServer
         do {
+            let services = try Services(configuration: configuration, logger: logger)
             server = try UnaryServer(
-                endpoint: configuration.endpoint, router: Routes.router(for: configuration), logger: logger,
-                maxMessageBytes: configuration.maxMessageBytes)
+                endpoint: configuration.endpoint,
+                router: Routes.router(for: configuration, controller: services.controller, node: services.node),
+                logger: logger, maxMessageBytes: configuration.maxMessageBytes)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error.message)"])
             throw ExitCode(1)

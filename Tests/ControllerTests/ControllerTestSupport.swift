@@ -19,7 +19,8 @@ func context(deadline: ContinuousClock.Instant? = nil) -> RequestContext {
     RequestContext(logger: Logger(label: "test"), requestID: "t", deadline: deadline)
 }
 
-func mountCapability(_ mode: Csi_V1_VolumeCapability.AccessMode.Mode = .multiNodeMultiWriter) -> Csi_V1_VolumeCapability {
+func mountCapability(_ mode: Csi_V1_VolumeCapability.AccessMode.Mode = .multiNodeMultiWriter) -> Csi_V1_VolumeCapability
+{
     var capability = Csi_V1_VolumeCapability()
     capability.mount = Csi_V1_VolumeCapability.MountVolume()
     capability.accessMode.mode = mode

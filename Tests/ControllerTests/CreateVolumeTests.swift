@@ -54,7 +54,9 @@ import Testing
         let heketi = FakeHeketi()
         let service = makeService(heketi)
         _ = try await service.createVolume(createRequest(requiredGiB: 1, limitGiB: 1), context: context())
-        let error = await csiError { _ = try await service.createVolume(createRequest(requiredGiB: 5), context: context()) }
+        let error = await csiError {
+            _ = try await service.createVolume(createRequest(requiredGiB: 5), context: context())
+        }
         #expect(error?.code == .alreadyExists)
     }
 
@@ -65,7 +67,8 @@ import Testing
         let outcomes = await withTaskGroup(of: StatusCode.self) { group in
             for _ in 0..<50 {
                 group.addTask {
-                    (await csiError { _ = try await service.createVolume(createRequest(), context: context()) })?.code ?? .ok
+                    (await csiError { _ = try await service.createVolume(createRequest(), context: context()) })?.code
+                        ?? .ok
                 }
             }
             return await group.reduce(into: [StatusCode]()) { $0.append($1) }
@@ -125,7 +128,9 @@ import Testing
         // Heketi holds the name as a stale operation would.
         let name = try await heketiName(of: "pvc-stale")
         heketi.state.withLock { _ = $0.heldNames.insert(name) }
-        let error = await csiError { _ = try await service.createVolume(createRequest("pvc-stale"), context: context()) }
+        let error = await csiError {
+            _ = try await service.createVolume(createRequest("pvc-stale"), context: context())
+        }
         #expect(error?.code == .aborted)
         #expect(error?.message.contains("/operations/pending/cleanup") == true)
         // When Heketi finishes that operation, the retry adopts its volume.
@@ -143,7 +148,8 @@ import Testing
         let parameters = ["gidMin": "40000", "gidMax": "40002"]
         var gids: [String] = []
         for index in 0..<2 {
-            let response = try await service.createVolume(createRequest("pvc-g\(index)", parameters: parameters), context: context())
+            let response = try await service.createVolume(
+                createRequest("pvc-g\(index)", parameters: parameters), context: context())
             gids.append(response.volume.volumeContext["gid"] ?? "")
         }
         #expect(gids == ["40001", "40002"])
@@ -200,7 +206,9 @@ import Testing
         #expect(error?.code == .notFound)
         var garbage = createRequest("pvc-clone2")
         garbage.volumeContentSource.volume.volumeID = "not-ours"
-        let error2 = await csiError { _ = try await makeService(FakeHeketi()).createVolume(garbage, context: context()) }
+        let error2 = await csiError {
+            _ = try await makeService(FakeHeketi()).createVolume(garbage, context: context())
+        }
         #expect(error2?.code == .notFound)
     }
 }

@@ -63,7 +63,9 @@ final class FakeHeketi: HeketiAPI, Sendable {
 
     func createVolume(_ request: VolumeCreateRequest) async throws(HeketiError) -> HeketiVolume {
         record("POST /volumes \(request.name)")
-        if state.withLock({ state in defer { state.raceOnCreate = false }; return state.raceOnCreate }) {
+        if state.withLock({ state in
+            defer { state.raceOnCreate = false }; return state.raceOnCreate
+        }) {
             seed(name: request.name, sizeGiB: request.sizeGiB, gid: request.gid, durability: request.durability)
             throw .nameInUse("Failed to allocate new volume: Volume name '\(request.name)' already in use")
         }
@@ -72,7 +74,9 @@ final class FakeHeketi: HeketiAPI, Sendable {
                 state.failNextCreate = nil
                 return failure
             }
-            if state.heldNames.contains(request.name) || state.volumes.values.contains(where: { $0.name == request.name }) {
+            if state.heldNames.contains(request.name)
+                || state.volumes.values.contains(where: { $0.name == request.name })
+            {
                 return .nameInUse("Failed to allocate new volume: Volume name '\(request.name)' already in use")
             }
             if request.sizeGiB * 3 > state.freeGiB { return .noSpace("Failed to allocate new volume: No space") }
@@ -134,6 +138,7 @@ final class FakeHeketi: HeketiAPI, Sendable {
         record("GET /nodes/\(id)")
         let (free, online) = state.withLock { ($0.freeGiB, $0.nodesOnline) }
         let device = HeketiNode.Device(name: "/dev/vdb", totalKiB: 1000 << 20, freeKiB: (free / 3) << 20, online: true)
-        return HeketiNode(id: id, clusterID: clusterID, storageHostnames: ["h-\(id)"], online: online, devices: [device])
+        return HeketiNode(
+            id: id, clusterID: clusterID, storageHostnames: ["h-\(id)"], online: online, devices: [device])
     }
 }

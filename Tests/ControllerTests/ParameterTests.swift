@@ -5,7 +5,10 @@ import Testing
 
 @Suite struct ParameterTests {
     @Test(arguments: [
-        (["volumetype": "raid5"], "parameter volumetype: expected replicate:N (N = 1 to 3), disperse:D:R (2:1, 4:2, 8:3 or 8:4) or none, got 'raid5'"),
+        (
+            ["volumetype": "raid5"],
+            "parameter volumetype: expected replicate:N (N = 1 to 3), disperse:D:R (2:1, 4:2, 8:3 or 8:4) or none, got 'raid5'"
+        ),
         (["volumetype": "replicate:4"], "got 'replicate:4'"),
         (["volumetype": "disperse:3:1"], "got 'disperse:3:1'"),
         (["gidMin": "100"], "parameter gidMin: expected an integer from 2000 to 2147483647, got '100'"),
@@ -21,7 +24,8 @@ import Testing
     ])
     func badParametersAreInvalidArgumentAndSayWhatIsAccepted(_ parameters: [String: String], _ expected: String) async {
         let error = await csiError {
-            _ = try await makeService(FakeHeketi()).createVolume(createRequest(parameters: parameters), context: context())
+            _ = try await makeService(FakeHeketi()).createVolume(
+                createRequest(parameters: parameters), context: context())
         }
         #expect(error?.code == .invalidArgument)
         #expect(error?.message.contains(expected) == true, "\(error?.message ?? "no error")")
@@ -75,19 +79,25 @@ import Testing
         let service = makeService(FakeHeketi())
         var noName = createRequest()
         noName.name = ""
-        #expect(await csiError { _ = try await service.createVolume(noName, context: context()) }?.code == .invalidArgument)
+        #expect(
+            await csiError { _ = try await service.createVolume(noName, context: context()) }?.code == .invalidArgument)
         var noCapabilities = createRequest()
         noCapabilities.volumeCapabilities = []
-        #expect(await csiError { _ = try await service.createVolume(noCapabilities, context: context()) }?.code == .invalidArgument)
+        #expect(
+            await csiError { _ = try await service.createVolume(noCapabilities, context: context()) }?.code
+                == .invalidArgument)
         var block = createRequest()
         block.volumeCapabilities[0].block = Csi_V1_VolumeCapability.BlockVolume()
         let blockError = await csiError { _ = try await service.createVolume(block, context: context()) }
         #expect(blockError?.code == .invalidArgument && blockError?.message.contains("block access") == true)
         var xfs = createRequest()
         xfs.volumeCapabilities[0].mount.fsType = "xfs"
-        #expect(await csiError { _ = try await service.createVolume(xfs, context: context()) }?.code == .invalidArgument)
+        #expect(
+            await csiError { _ = try await service.createVolume(xfs, context: context()) }?.code == .invalidArgument)
         var snapshot = createRequest()
         snapshot.volumeContentSource.snapshot.snapshotID = "s"
-        #expect(await csiError { _ = try await service.createVolume(snapshot, context: context()) }?.code == .invalidArgument)
+        #expect(
+            await csiError { _ = try await service.createVolume(snapshot, context: context()) }?.code
+                == .invalidArgument)
     }
 }

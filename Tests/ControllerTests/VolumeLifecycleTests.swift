@@ -49,7 +49,9 @@ import Testing
         let error = await csiError { _ = try await makeService(FakeHeketi()).expandVolume(request, context: context()) }
         #expect(error?.code == .notFound)
         request.volumeID = "nonsense"
-        let error2 = await csiError { _ = try await makeService(FakeHeketi()).expandVolume(request, context: context()) }
+        let error2 = await csiError {
+            _ = try await makeService(FakeHeketi()).expandVolume(request, context: context())
+        }
         #expect(error2?.code == .notFound)
     }
 
@@ -66,7 +68,9 @@ import Testing
         let refused = try await service.validateCapabilities(request, context: context())
         #expect(!refused.hasConfirmed && refused.message.contains("block"))
         request.volumeID = "v1:" + String(repeating: "c", count: 32) + ":"
-        #expect(await csiError { _ = try await service.validateCapabilities(request, context: context()) }?.code == .notFound)
+        #expect(
+            await csiError { _ = try await service.validateCapabilities(request, context: context()) }?.code
+                == .notFound)
     }
 
     @Test func listVolumesPagesInAStableOrder() async throws {
@@ -109,8 +113,13 @@ import Testing
 
     @Test func capabilitiesListWhatWorks() {
         let types = makeService(FakeHeketi()).capabilities(.init()).capabilities.map(\.rpc.type)
-        #expect(Set(types) == [.createDeleteVolume, .expandVolume, .cloneVolume, .getCapacity, .getVolume, .singleNodeMultiWriter, .listVolumes])
-        let withoutDefault = makeService(FakeHeketi(), defaultURL: nil).capabilities(.init()).capabilities.map(\.rpc.type)
+        #expect(
+            Set(types) == [
+                .createDeleteVolume, .expandVolume, .cloneVolume, .getCapacity, .getVolume, .singleNodeMultiWriter,
+                .listVolumes,
+            ])
+        let withoutDefault = makeService(FakeHeketi(), defaultURL: nil).capabilities(.init()).capabilities.map(
+            \.rpc.type)
         #expect(!withoutDefault.contains(.listVolumes))
     }
 }

@@ -135,3 +135,43 @@ def start_driver(short_dir):
 def driver(start_driver):
     """A driver in all mode with test hooks and trace logging."""
     return start_driver("--mode", "all", "--log-level", "trace", "--enable-test-hooks")
+
+
+# --- Heketi-compatible test server (Tests/heketi-server), shared with its own test suite.
+
+sys.path.insert(0, str(REPO / "Tests/heketi-server"))
+import heketi_testlib  # noqa: E402
+
+
+@pytest.fixture
+def start_heketi(short_dir):
+    """Starts Heketi test servers; each is reset (volumes deleted) and stopped at the end."""
+    servers = []
+
+    def start(*args: str):
+        server = heketi_testlib.HeketiServer(short_dir, *args)
+        servers.append(server)
+        server.start()
+        server.url = f"http://127.0.0.1:{server.port}"
+        server.key_file = short_dir / f"heketi-key-{len(servers)}"
+        server.key_file.write_text(heketi_testlib.ADMIN_KEY + "\n")
+        return server
+
+    yield start
+    for server in servers:
+        if server.proc and server.proc.poll() is None:
+            try:
+                server.test_api("POST", "/_test/reset", {"volumes": True})
+            except OSError:
+                pass
+        server.stop()
+
+
+@pytest.fixture
+def heketi(start_heketi):
+    return start_heketi()
+
+
+def controller_args(server, *extra: str) -> list[str]:
+    return ["--mode", "controller", "--heketi-url", server.url, "--heketi-key-file", str(server.key_file),
+            "--log-level", "trace", *extra]

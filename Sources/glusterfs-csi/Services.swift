@@ -1,0 +1,77 @@
+import CSICore
+import Controller
+import CurlTransport
+import Heketi
+import Logging
+import Node
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The CSI services this process serves, built from its configuration.
+struct Services {
+    let controller: ControllerService?
+    let node: NodeService?
+
+    init(configuration: DriverConfiguration, logger: Logger) throws(CSIError) {
+        controller = configuration.mode.servesController ? try Self.controller(configuration, logger: logger) : nil
+        node = configuration.mode.servesNode ? try Self.node(configuration) : nil
+    }
+
+    private static func controller(
+        _ configuration: DriverConfiguration, logger: Logger
+    ) throws(CSIError)
+        -> ControllerService
+    {
+        let key = try configuration.heketiKeyFile.map { path throws(CSIError) in try readKey(path) }
+        let transport = CurlHTTPTransport(caBundlePath: configuration.heketiCAFile)
+        let limiters = HeketiLimiters(perServer: configuration.heketiMaxOperations)
+        var clientLogger = logger
+        clientLogger[metadataKey: "component"] = "heketi"
+        let operationTimeout = configuration.heketiOperationTimeout
+        return ControllerService(
+            configuration: ControllerConfiguration(
+                defaultHeketiURL: configuration.heketiURL, defaultUser: configuration.heketiUser, defaultKey: key),
+            makeClient: { [clientLogger] endpoint in
+                HeketiClient(
+                    endpoint: endpoint, transport: transport, logger: clientLogger,
+                    limiter: limiters.limiter(for: endpoint.url), operationTimeout: operationTimeout)
+            })
+    }
+
+    private static func node(_ configuration: DriverConfiguration) throws(CSIError) -> NodeService {
+        do {
+            return try NodeService(
+                nodeID: configuration.nodeID, mounter: SystemMounter(), logDirectory: configuration.mountLogDirectory)
+        } catch {
+            throw CSIError(.invalidArgument, "node service: \(error.description)")
+        }
+    }
+
+    /// Reads the Heketi key from a file (a mounted Secret), so it never appears in argv or the
+    /// environment of the process.
+    private static func readKey(_ path: String) throws(CSIError) -> String {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw CSIError(
+                .failedPrecondition,
+                "cannot read --heketi-key-file \(path): \(String(cString: strerror(errno))); mount the Secret there")
+        }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            bytes += buffer[..<count]
+            guard bytes.count <= 64 << 10 else {
+                throw CSIError(
+                    .failedPrecondition, "--heketi-key-file \(path) is larger than 64 KiB; it should hold only the key")
+            }
+        }
+        // Secrets mounted from files often end with a newline that is not part of the key.
+        while let last = bytes.last, last == 0x0A || last == 0x0D || last == 0x20 { bytes.removeLast() }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
