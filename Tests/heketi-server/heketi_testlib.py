@@ -205,7 +205,7 @@ def glusterd_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return "glusterd did not answer within 30 s"
     if proc.returncode != 0:
-        return f"glusterd is not running ({(proc.stderr or proc.stdout).strip()}); run start-glusterd.sh"
+        return f"glusterd is not running ({(proc.stderr or proc.stdout).strip()}); run scripts/start-glusterd"
     if not os.path.exists("/dev/fuse"):
         return "/dev/fuse is missing: cannot mount glusterfs"
     return None

@@ -7,7 +7,7 @@ shared/reference/heketi-api.md.
 
 Run: python3 -m pytest -q Tests/heketi-server
 The gluster-mode tests need root, FUSE and a running glusterd; they are skipped,
-with the reason, when glusterd is not running (start it with start-glusterd.sh).
+with the reason, when glusterd is not running (start it with scripts/start-glusterd).
 """
 
 from __future__ import annotations
