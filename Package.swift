@@ -15,7 +15,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0", traits: []),
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", exact: "3.12.3"),
     ],
     targets: [
         // C shim over gRPC core. Linked by name, not pkg-config: see grpc-core-notes.md.
@@ -54,10 +53,7 @@ let package = Package(
         ),
         .target(
             name: "Heketi",
-            dependencies: [
-                "CSICore", .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            dependencies: ["CSICore", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Controller",

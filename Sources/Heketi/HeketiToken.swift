@@ -1,5 +1,3 @@
-import Crypto
-
 /// The JWT Heketi expects on every request (see heketi-api.md, "Authentication").
 ///
 /// HS256 over `{"alg":"HS256","typ":"JWT"}` and the claims `iss` (the user: `admin` or `user`),
@@ -26,14 +24,13 @@ struct HeketiToken {
             #"{"iss":"# + Self.jsonString(issuer) + #","iat":\#(issuedAt),"exp":\#(issuedAt + lifetime),"qsh":""#
             + Self.qsh(method: method, path: path) + #""}"#
         let signingInput = Base64URL.encode(header.utf8) + "." + Base64URL.encode(claims.utf8)
-        let mac = HMAC<SHA256>.authenticationCode(
-            for: Array(signingInput.utf8), using: SymmetricKey(data: Array(key.utf8)))
+        let mac = SHA256.hmac(key: Array(key.utf8), message: Array(signingInput.utf8))
         compact = signingInput + "." + Base64URL.encode(mac)
     }
 
     /// Lowercase hex SHA-256 of `METHOD&PATH`.
     static func qsh(method: String, path: String) -> String {
-        hex(SHA256.hash(data: Array((method.uppercased() + "&" + path).utf8)))
+        hex(SHA256.hash(Array((method.uppercased() + "&" + path).utf8)))
     }
 
     static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
