@@ -10,6 +10,7 @@ the test failed, and fails the test's teardown when an undo does not work.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets as secrets_module
@@ -181,12 +182,17 @@ class Resources:
     """What a test made; undone in reverse order at teardown (idempotent undos, so a test may undo
     things itself first)."""
 
-    def __init__(self, pb, controller, secrets, test: str):
+    def __init__(self, pb, controller, secrets, params, cap, test: str):
         self.pb, self.controller, self.secrets, self.test = pb, controller, secrets, test
+        self.params, self.cap = params, cap
         self.undo: list[tuple[str, object]] = []
 
     def create(self, name: str, capacity: int | None = GIB, parameters=None, capabilities=None, source=None,
                limit: int = 0):
+        """CreateVolume with the suite's StorageClass parameters and an RWX mount capability unless
+        told otherwise; the volume is deleted at teardown."""
+        parameters = self.params() if parameters is None else parameters
+        capabilities = [self.cap()] if capabilities is None else capabilities
         request = self.pb.CreateVolumeRequest(
             name=name, volume_capabilities=capabilities, parameters=parameters, secrets=self.secrets)
         if capacity is not None or limit:
@@ -234,9 +240,9 @@ class Resources:
 
 
 @pytest.fixture
-def res(request, pb, controller, secrets):
+def res(request, pb, controller, secrets, params, cap):
     test = re.sub(r"[^A-Za-z0-9_.-]", "-", request.node.name)[:60]
-    resources = Resources(pb, controller, secrets, test)
+    resources = Resources(pb, controller, secrets, params, cap, test)
     yield resources
     failures = resources.cleanup()
     assert not failures, "cleanup failed:\n" + "\n".join(failures)
@@ -322,3 +328,26 @@ def heketi_id(volume) -> str:
 def statvfs_usage(path: Path) -> tuple[int, int]:
     stat = os.statvfs(path)
     return stat.f_blocks * stat.f_frsize, stat.f_files
+
+
+@pytest.fixture(scope="module")
+def shared_volume(pb, controller, secrets, params, cap):
+    """One 1 GiB volume for the tests of a module that only look at a volume; deleted afterwards."""
+    request = pb.CreateVolumeRequest(
+        name=unique(f"shared-{secrets_module.token_hex(2)}"), capacity_range=pb.CapacityRange(required_bytes=GIB),
+        volume_capabilities=[cap()], parameters=params(), secrets=secrets)
+    volume = controller.CreateVolume(request, timeout=TIMEOUT).volume
+    yield volume
+    controller.DeleteVolume(pb.DeleteVolumeRequest(volume_id=volume.volume_id, secrets=secrets), timeout=TIMEOUT)
+
+
+def heketi_requests(heketi, route: str) -> int:
+    """How many requests the Heketi test server got for a route template, e.g. "POST /volumes"."""
+    status, body = heketi.request("GET", "/_test/requests", auth=False)
+    assert status == 200, body
+    return json.loads(body)["counts"].get(route, 0)
+
+
+def unknown_volume_id() -> str:
+    """A volume ID in this driver's format for a Heketi volume that does not exist."""
+    return "v1:" + secrets_module.token_hex(16) + ":"
