@@ -228,6 +228,14 @@ class Resources:
         node.stub.NodePublishVolume(request, timeout=TIMEOUT)
         return target
 
+    def unpublish(self, node: NodeHandle, volume, target: Path):
+        node.stub.NodeUnpublishVolume(self.pb.NodeUnpublishVolumeRequest(
+            volume_id=volume.volume_id, target_path=str(target)), timeout=TIMEOUT)
+
+    def unstage(self, node: NodeHandle, volume, staging: Path):
+        node.stub.NodeUnstageVolume(self.pb.NodeUnstageVolumeRequest(
+            volume_id=volume.volume_id, staging_target_path=str(staging)), timeout=TIMEOUT)
+
     def cleanup(self) -> list[str]:
         failures = []
         while self.undo:

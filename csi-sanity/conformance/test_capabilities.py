@@ -135,7 +135,7 @@ def test_a_controller_without_a_default_heketi_does_not_advertise_list_volumes(p
     assert "LIST_VOLUMES" not in controller_capabilities(pb, rpc, controller_only.channel)
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "driver bug: ListVolumes on a controller started without --heketi-url answers FAILED_PRECONDITION, "
     "although LIST_VOLUMES is not advertised there; CSI v1.12 Error Scheme wants UNIMPLEMENTED for an RPC "
     "'disabled in the Plugin's current mode of operation'"))
