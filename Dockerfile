@@ -1,0 +1,61 @@
+# syntax=docker/dockerfile:1
+#
+# The glusterfs-csi image: one binary for both the controller and the node plugin
+# (deploy/base/ runs it with --mode controller and --mode node).
+#
+#   docker build -t registry.example.com/storage/glusterfs-csi:0.1.0 .
+#
+# Build stage: the Swift toolchain this project is built and tested with, on the same Debian
+# release as the runtime stage, so the C libraries linked here are the ones installed there.
+FROM swift:6.3.1-bookworm AS build
+
+# gRPC core and libcurl headers for the two C shims (Package.swift links grpc, gpr and curl).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        libcurl4-openssl-dev \
+        libgrpc-dev \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+# Dependencies first, so that a change in Sources/ does not download them again.
+COPY Package.swift ./
+RUN swift package resolve
+COPY Sources ./Sources
+# The manifest declares the test targets too; SwiftPM wants their directories to exist.
+COPY Tests ./Tests
+# --static-swift-stdlib: the Swift runtime is linked in, so the runtime stage needs no Swift
+# toolchain libraries, only Debian's C libraries.
+RUN swift build -c release --static-swift-stdlib --product glusterfs-csi \
+    && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/glusterfs-csi" \
+        /out/glusterfs-csi
+
+# Runtime stage. The package list is what the binary needs, no more; scripts/check-deploy
+# checks it against the release binary: every library `ldd` shows must come from one of these
+# packages or from their dependencies.
+#   libcurl4, libgrpc29, libstdc++6, libgcc-s1  the binary's own shared libraries (its
+#                                               DT_NEEDED entries besides libc6)
+#   glusterfs-client                            mount.glusterfs and the glusterfs FUSE client
+#   mount                                       /bin/mount and /bin/umount, which the node runs
+#   ca-certificates                             the CA store libcurl uses for https Heketi URLs
+FROM debian:bookworm-slim
+
+LABEL org.opencontainers.image.title="glusterfs-csi" \
+      org.opencontainers.image.description="CSI driver for GlusterFS volumes provisioned through Heketi" \
+      org.opencontainers.image.version="0.1.0"
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        ca-certificates \
+        glusterfs-client \
+        libcurl4 \
+        libgcc-s1 \
+        libgrpc29 \
+        libstdc++6 \
+        mount \
+    && rm -rf /var/lib/apt/lists/*
+
+COPY --from=build /out/glusterfs-csi /usr/local/bin/glusterfs-csi
+
+# Root by default: the node plugin mounts file systems. The controller's pod spec runs it as an
+# unprivileged user (deploy/base/controller.yaml).
+ENTRYPOINT ["/usr/local/bin/glusterfs-csi"]
