@@ -1,0 +1,195 @@
+"""Tests of scripts/check-deploy: the repository passes every check, and each check fails, naming
+the problem, on a copy of deploy/ and the Dockerfile with one deliberate mistake.
+
+A check that cannot fail is worse than none, so every check has at least one breakage here. The
+copies are made under pytest's tmp_path; the release binary is built once (or taken from
+GLUSTERFS_CSI_RELEASE_BIN) and shared.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "check-deploy"
+COPIED = ["deploy", "Dockerfile", ".yamllint", ".hadolint.yaml"]
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    given = os.environ.get("GLUSTERFS_CSI_RELEASE_BIN")
+    if given:
+        return Path(given)
+    result = subprocess.run([sys.executable, str(SCRIPT), "--print-binary"], capture_output=True, text=True)
+    assert result.returncode == 0, f"cannot build the release binary:\n{result.stderr}"
+    return Path(result.stdout.strip())
+
+
+class Tree:
+    """A copy of what check-deploy reads, to break on purpose."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        for name in COPIED:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, root / name)
+            else:
+                shutil.copy2(source, root / name)
+
+    def edit(self, relative: str, old: str, new: str) -> None:
+        path = self.root / relative
+        text = path.read_text()
+        # The breakage must really happen, or the test proves nothing.
+        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {relative}, expected once"
+        path.write_text(text.replace(old, new))
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Tree:
+    return Tree(tmp_path / "tree")
+
+
+def check(binary: Path, *checks: str, root: Path = REPO, binary_override: Path | None = None):
+    command = [sys.executable, str(SCRIPT), "--root", str(root), "--binary", str(binary_override or binary), *checks]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def test_the_repository_passes_every_check(binary):
+    result = check(binary)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ["render", "validate", "yamllint", "hadolint", "agreement", "ldd"]:
+        assert f"check-deploy: {name}: ok" in result.stdout
+    assert "6 passed, 0 failed" in result.stdout
+
+
+def test_an_unmodified_copy_passes(binary, tree):
+    """The breakage tests below differ from this only in their one edit."""
+    result = check(binary, "render", "validate", "yamllint", "hadolint", "agreement", "ldd", root=tree.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+BREAKAGES = [
+    # (id, check, file, old, new, what the failure must say)
+    ("render: missing resource", "render", "deploy/base/kustomization.yaml",
+     "  - node.yaml", "  - nodes.yaml", "kustomize cannot render"),
+    ("validate: unknown field in the base", "validate", "deploy/base/node.yaml",
+     "      hostNetwork: true", "      hostNetwrk: true", "'hostNetwrk' was unexpected"),
+    ("validate: wrong type in an example", "validate", "deploy/examples/pvc-gluster-pvc-10g.yaml",
+     "  accessModes:\n    - ReadWriteMany", "  accessModes: ReadWriteMany", "is not of type 'array'"),
+    ("yamllint: trailing spaces", "yamllint", "deploy/base/controller.yaml",
+     "  replicas: 1\n", "  replicas: 1   \n", "trailing-spaces"),
+    ("hadolint: apt-get install without -y", "hadolint", "Dockerfile",
+     "    && apt-get install -y --no-install-recommends \\\n        ca-certificates",
+     "    && apt-get install --no-install-recommends \\\n        ca-certificates", "DL3014"),
+    ("agreement: registration path of another driver", "agreement", "deploy/base/node.yaml",
+     "--kubelet-registration-path=/var/lib/kubelet/plugins/glusterfs.csi.heketi.io/csi.sock",
+     "--kubelet-registration-path=/var/lib/kubelet/plugins/glusterfs-csi/csi.sock",
+     "--kubelet-registration-path is /var/lib/kubelet/plugins/glusterfs-csi/csi.sock"),
+    ("agreement: a flag the binary does not have", "agreement", "deploy/base/controller.yaml",
+     "- --heketi-key-file=/etc/glusterfs-csi/heketi/key", "- --heketi-keyfile=/etc/glusterfs-csi/heketi/key",
+     "glusterfs-csi has no flag --heketi-keyfile"),
+    ("agreement: a variable the binary does not read", "agreement", "deploy/base/node.yaml",
+     "- name: GLUSTERFS_CSI_NODE_ID", "- name: GLUSTERFS_CSI_NODEID",
+     "env GLUSTERFS_CSI_NODEID is not a variable glusterfs-csi reads"),
+    ("agreement: CSIDriver name differs from the binary's", "agreement", "deploy/base/csidriver.yaml",
+     "  name: glusterfs.csi.heketi.io", "  name: gluster.csi.example.com",
+     "is not the CSIDriver's gluster.csi.example.com"),
+    ("agreement: attachRequired true", "agreement", "deploy/base/csidriver.yaml",
+     "  attachRequired: false", "  attachRequired: true", "attachRequired must be false"),
+    ("agreement: fsGroupPolicy File", "agreement", "deploy/base/csidriver.yaml",
+     "  fsGroupPolicy: None", "  fsGroupPolicy: File", "fsGroupPolicy must be None"),
+    ("agreement: a sidecar dials another socket", "agreement", "deploy/base/controller.yaml",
+     "          env:\n            - name: ADDRESS\n              value: /csi/csi.sock\n"
+     "            - name: NAMESPACE\n              valueFrom:\n                fieldRef:\n"
+     "                  fieldPath: metadata.namespace\n          ports:\n            - name: provisioner",
+     "          env:\n            - name: ADDRESS\n              value: /csi/provisioner.sock\n"
+     "            - name: NAMESPACE\n              valueFrom:\n                fieldRef:\n"
+     "                  fieldPath: metadata.namespace\n          ports:\n            - name: provisioner",
+     "--csi-address /csi/provisioner.sock is not the driver's socket"),
+    ("agreement: a sidecar flag its version lacks", "agreement", "deploy/base/controller.yaml",
+     "- --extra-create-metadata=true", "- --extra-create-metadta=true",
+     "has no flag -extra-create-metadta"),
+    ("agreement: provisioner timeout too short for Heketi", "agreement", "deploy/base/controller.yaml",
+     "            - --timeout=300s\n            # No snapshot", "            - --timeout=10s\n            # No snapshot",
+     "is too short for Heketi"),
+    ("agreement: lease name of another driver", "agreement", "deploy/base/rbac-controller.yaml",
+     'resourceNames: ["glusterfs-csi-heketi-io"]', 'resourceNames: ["glusterfs-csi"]',
+     "no lease rule for 'glusterfs-csi-heketi-io'"),
+    ("agreement: image tag is not the binary's version", "agreement", "deploy/base/node.yaml",
+     "          image: glusterfs-csi:0.1.0", "          image: glusterfs-csi:0.2.0",
+     "image tag 0.2.0 is not the binary's version"),
+    ("agreement: the node plugin rolls (kills mounts)", "agreement", "deploy/base/node.yaml",
+     "    type: OnDelete", "    type: RollingUpdate", "updateStrategy OnDelete"),
+    ("agreement: a secret as an environment variable", "agreement", "deploy/base/controller.yaml",
+     "          env:\n            # Only used in log lines",
+     "          env:\n            - name: GLUSTERFS_CSI_HEKETI_KEY\n              valueFrom:\n"
+     "                secretKeyRef:\n                  name: heketi-secret\n                  key: key\n"
+     "            # Only used in log lines",
+     "never as variables"),
+    ("agreement: StorageClass parameter the binary rejects", "agreement",
+     "deploy/examples/storageclass-glusterfs-rep3.yaml",
+     'volumetype: "replicate:3"', 'volumetype: "raid5"', "answered CreateVolume with INVALID_ARGUMENT"),
+    ("agreement: Secret where the controller may not read it", "agreement",
+     "deploy/examples/storageclass-glusterfs-none.yaml",
+     "csi.storage.k8s.io/provisioner-secret-namespace: glusterfs-csi",
+     "csi.storage.k8s.io/provisioner-secret-namespace: default", "where the controller may not read Secrets"),
+    ("agreement: static PV context the node rejects", "agreement", "deploy/examples/static-pv.yaml",
+     'server: "gluster1.example.com,', 'server: "gluster_1.example.com,',
+     "the node rejected the PV's volume context"),
+    ("agreement: static PV mount option the node rejects", "agreement", "deploy/examples/static-pv.yaml",
+     "    - noatime", "    - log-file=/tmp/x", "the node rejected the PV's volume context or mount options"),
+    ("agreement: migrated PV with a malformed volume ID", "agreement", "deploy/examples/migrated-pv.yaml",
+     'volumeHandle: "v1:5c6f2a3b9d0e4f1a8b7c6d5e4f3a2b1c:', 'volumeHandle: "v1:5C6F2A3B9D0E4F1A8B7C6D5E4F3A2B1C:',
+     "is not v1:<Heketi volume ID>:<Heketi URL>"),
+    ("ldd: a library package missing from the runtime stage", "ldd", "Dockerfile",
+     "        libgrpc29 \\\n", "",
+     "libgrpc.so.29 comes from libgrpc29, which the runtime stage neither installs"),
+    ("ldd: glusterfs-client missing", "ldd", "Dockerfile",
+     "        glusterfs-client \\\n", "", "/sbin/mount.glusterfs comes from glusterfs-client"),
+    ("ldd: build without the static Swift stdlib", "ldd", "Dockerfile",
+     "RUN swift build -c release --static-swift-stdlib --product", "RUN swift build -c release --product",
+     "must run 'swift build -c release --static-swift-stdlib --product glusterfs-csi'"),
+    ("ldd: another Debian release", "ldd", "Dockerfile",
+     "FROM debian:bookworm-slim", "FROM debian:trixie-slim", "the runtime stage is FROM debian:trixie-slim"),
+]
+
+
+@pytest.mark.parametrize("name, check_name, relative, old, new, expected", BREAKAGES, ids=[b[0] for b in BREAKAGES])
+def test_each_check_catches_a_deliberate_breakage(binary, tree, name, check_name, relative, old, new, expected):
+    tree.edit(relative, old, new)
+    result = check(binary, check_name, root=tree.root)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, f"{check_name} did not fail:\n{output}"
+    assert f"check-deploy: {check_name}: FAILED" in result.stdout, output
+    assert expected in output, output
+
+
+def test_ldd_rejects_a_binary_that_needs_the_swift_runtime(binary, tree):
+    """A binary built without --static-swift-stdlib loads libswiftCore.so from the toolchain,
+    which no Debian package (and so no image) has. scripts/test's debug build is one."""
+    debug = Path(os.environ.get("GLUSTERFS_CSI_BIN", REPO / ".build/debug/glusterfs-csi"))
+    if not debug.exists():
+        pytest.skip(f"no debug build at {debug}")
+    result = check(binary, "ldd", root=tree.root, binary_override=debug)
+    assert result.returncode == 1, result.stdout
+    assert "libswiftCore.so" in result.stdout and "belongs to no Debian package" in result.stdout, result.stdout
+
+
+def test_agreement_fails_when_the_binary_will_not_start_with_the_manifest_arguments(binary, tree):
+    """A value the binary rejects (not only an unknown flag) stops it at start-up."""
+    tree.edit("deploy/base/controller.yaml", "- --log-level=info", "- --log-level=verbose")
+    result = check(binary, "agreement", root=tree.root)
+    assert result.returncode == 1, result.stdout
+    assert "exited with 64 when started with the manifest's arguments" in result.stdout, result.stdout
+    assert "--log-level (GLUSTERFS_CSI_LOG_LEVEL) 'verbose'" in result.stdout, result.stdout
+
+
+def test_unknown_check_names_are_refused():
+    result = subprocess.run([sys.executable, str(SCRIPT), "lint"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "unknown check 'lint'" in result.stderr
