@@ -226,6 +226,16 @@ def client_processes(pattern: str) -> list[tuple[int, str]]:
 # --------------------------------------------------------------------------------------------- CLI
 
 
+def _say(text: str, error: bool = False) -> None:
+    """Prints, but never fails: a teardown must go on when its terminal or pipe (tee) is gone."""
+    stream = sys.stderr if error else sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+
+
 def _leftovers(work: str, brick_root: str, url: str, key_file: str) -> list[str]:
     problems = []
     try:
@@ -255,24 +265,24 @@ def _sweep(work: str, brick_root: str) -> int:
     clients whose command line names it, and delete gluster volumes whose bricks are under
     `brick_root`. Returns 1 when something is still there afterwards."""
     for point in sorted((m["point"] for m in mounts_under(work)), key=len, reverse=True):
-        print(f"    sweep: unmounting {point}")
+        _say(f"    sweep: unmounting {point}")
         subprocess.run(["umount", "-l", point], capture_output=True)
     for volume in gluster_volumes_under(brick_root):
-        print(f"    sweep: deleting gluster volume {volume}")
+        _say(f"    sweep: deleting gluster volume {volume}")
         gluster("volume", "stop", volume, "force")
         gluster("volume", "delete", volume)
     deadline = time.monotonic() + 10
     while client_processes(work) and time.monotonic() < deadline:
         time.sleep(0.2)  # a lazily unmounted client exits on its own once detached
     for pid, _ in client_processes(work):
-        print(f"    sweep: stopping glusterfs client {pid}")
+        _say(f"    sweep: stopping glusterfs client {pid}")
         try:
             os.kill(pid, 15)
         except ProcessLookupError:
             pass
     remaining = [m["point"] for m in mounts_under(work)] + gluster_volumes_under(brick_root)
     for thing in remaining:
-        print(f"    sweep: could not remove {thing}", file=sys.stderr)
+        _say(f"    sweep: could not remove {thing}", error=True)
     return 1 if remaining else 0
 
 
@@ -293,7 +303,7 @@ def main(argv: list[str]) -> int:
         try:
             Heketi(argv[1], Path(argv[2]).read_text().strip()).reset_test_server()
         except (OSError, RuntimeError) as error:
-            print(f"reset-heketi: {error}", file=sys.stderr)
+            _say(f"reset-heketi: {error}", error=True)
             return 1
         return 0
     if len(argv) == 3 and argv[0] == "sweep":

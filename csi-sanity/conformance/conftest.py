@@ -268,7 +268,7 @@ class ExtraDriver:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(env.binary), "--endpoint", f"unix://{self.socket}", "--log-level", "debug", *args],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             csitools.wait_ready(self.socket, 30, self.process)
         except RuntimeError as error:
