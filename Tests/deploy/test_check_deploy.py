@@ -148,7 +148,7 @@ BREAKAGES = [
      "is not v1:<Heketi volume ID>:<Heketi URL>"),
     ("ldd: a library package missing from the runtime stage", "ldd", "Dockerfile",
      "        libgrpc29 \\\n", "",
-     "libgrpc.so.29 comes from libgrpc29, which the runtime stage neither installs"),
+     "libgrpc.so.29 and 1 more come from libgrpc29, which the runtime stage neither installs"),
     ("ldd: glusterfs-client missing", "ldd", "Dockerfile",
      "        glusterfs-client \\\n", "", "/sbin/mount.glusterfs comes from glusterfs-client"),
     ("ldd: build without the static Swift stdlib", "ldd", "Dockerfile",
