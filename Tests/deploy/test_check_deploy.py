@@ -1,5 +1,5 @@
 """Tests of scripts/check-deploy: the repository passes every check, and each check fails, naming
-the problem, on a copy of deploy/ and the Dockerfile with one deliberate mistake.
+the problem, on a copy of deploy/, docs/ and the Dockerfile with one deliberate mistake.
 
 A check that cannot fail is worse than none, so every check has at least one breakage here. The
 copies are made under pytest's tmp_path; the release binary is built once (or taken from
@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check-deploy"
-COPIED = ["deploy", "Dockerfile", ".yamllint", ".hadolint.yaml"]
+COPIED = ["deploy", "docs", "Dockerfile", ".yamllint", ".hadolint.yaml"]
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +62,14 @@ def check(binary: Path, *checks: str, root: Path = REPO, binary_override: Path |
 def test_the_repository_passes_every_check(binary):
     result = check(binary)
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ["render", "validate", "yamllint", "hadolint", "agreement", "ldd"]:
+    for name in ["render", "validate", "yamllint", "hadolint", "agreement", "ldd", "docs"]:
         assert f"check-deploy: {name}: ok" in result.stdout
-    assert "6 passed, 0 failed" in result.stdout
+    assert "7 passed, 0 failed" in result.stdout
 
 
 def test_an_unmodified_copy_passes(binary, tree):
     """The breakage tests below differ from this only in their one edit."""
-    result = check(binary, "render", "validate", "yamllint", "hadolint", "agreement", "ldd", root=tree.root)
+    result = check(binary, root=tree.root)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -156,6 +156,13 @@ BREAKAGES = [
      "must run 'swift build -c release --static-swift-stdlib --product glusterfs-csi'"),
     ("ldd: another Debian release", "ldd", "Dockerfile",
      "FROM debian:bookworm-slim", "FROM debian:trixie-slim", "the runtime stage is FROM debian:trixie-slim"),
+    ("docs: a StorageClass parameter left undocumented", "docs", "docs/storageclass.md",
+     "| `snapfactor` |", "| `snapshot-factor` |", "does not document the StorageClass parameter `snapfactor`"),
+    ("docs: a link to a heading that does not exist", "docs", "docs/security.md",
+     "install.md#9-non-root-pods", "install.md#9-nonroot-pods", "link to install.md#9-nonroot-pods: no such heading"),
+    ("docs: a path that does not exist", "docs", "docs/volume-id.md",
+     "`deploy/examples/static-pv.yaml`", "`deploy/examples/static.yaml`",
+     "mentions deploy/examples/static.yaml, which does not exist"),
 ]
 
 
