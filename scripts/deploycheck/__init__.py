@@ -1,0 +1,1 @@
+"""The checks behind scripts/check-deploy, one module per concern."""

@@ -1,0 +1,288 @@
+"""agreement: the manifests and examples against the real binary, started with the manifests' arguments."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from .binary import BinaryFacts, RunningDriver, Stubs, call
+from .common import Context, Problems
+from .manifests import (check_controller, check_csidriver, check_node, check_probes, check_resources,
+                        driver_containers)
+from .podspec import FAKE_FIELDS, containers, image_parts, parse_args
+
+
+def check_running_controller(running: RunningDriver, driver_name: str, version: str, sidecars: dict,
+                             problems: Problems) -> None:
+    pb, rpc = Stubs.load()
+    identity = rpc.IdentityStub(running.channel)
+    controller = rpc.ControllerStub(running.channel)
+    where = running.driver.where
+    info, error = call(identity.GetPluginInfo, pb.GetPluginInfoRequest())
+    if problems(error is None, f"{where}: GetPluginInfo failed: {error}"):
+        problems(info.name == driver_name, f"{where}: the binary reports driver name {info.name}, the CSIDriver "
+                 f"is {driver_name}")
+        problems(info.vendor_version == version, f"{where}: vendor_version {info.vendor_version} != --version {version}")
+    capabilities, error = call(identity.GetPluginCapabilities, pb.GetPluginCapabilitiesRequest())
+    if problems(error is None, f"{where}: GetPluginCapabilities failed: {error}"):
+        services = {c.service.type for c in capabilities.capabilities if c.HasField("service")}
+        expansion = {c.volume_expansion.type for c in capabilities.capabilities if c.HasField("volume_expansion")}
+        problems(pb.PluginCapability.Service.CONTROLLER_SERVICE in services,
+                 f"{where}: the binary in this mode offers no Controller service")
+        problems(pb.PluginCapability.Service.VOLUME_ACCESSIBILITY_CONSTRAINTS not in services,
+                 f"{where}: the binary reports topology, but the manifests grant the provisioner no Node/CSINode "
+                 "access and enable no Topology feature")
+        if expansion:
+            problems("csi-resizer" in sidecars, f"{where}: the binary offers volume expansion but the pod has no "
+                     "csi-resizer")
+    controller_capabilities, error = call(controller.ControllerGetCapabilities, pb.ControllerGetCapabilitiesRequest())
+    if problems(error is None, f"{where}: ControllerGetCapabilities failed: {error}"):
+        rpcs = {c.rpc.type for c in controller_capabilities.capabilities}
+        Type = pb.ControllerServiceCapability.RPC
+        problems(Type.PUBLISH_UNPUBLISH_VOLUME not in rpcs,
+                 f"{where}: the binary offers ControllerPublishVolume, but the CSIDriver says attachRequired false "
+                 "and no external-attacher runs")
+        problems(Type.CREATE_DELETE_VOLUME in rpcs and "csi-provisioner" in sidecars,
+                 f"{where}: CREATE_DELETE_VOLUME and a csi-provisioner sidecar must come together")
+        problems((Type.EXPAND_VOLUME in rpcs) == ("csi-resizer" in sidecars),
+                 f"{where}: EXPAND_VOLUME and a csi-resizer sidecar must come together")
+        problems(Type.CREATE_DELETE_SNAPSHOT not in rpcs,
+                 f"{where}: the binary offers snapshots; the manifests deploy no snapshotter and disable the "
+                 "provisioner's snapshot handling")
+    probe, error = call(identity.Probe, pb.ProbeRequest())
+    problems(error is None and probe.ready.value, f"{where}: Probe is not ready: {error}")
+
+
+def check_running_node(running: RunningDriver, driver_name: str, problems: Problems) -> None:
+    pb, rpc = Stubs.load()
+    identity = rpc.IdentityStub(running.channel)
+    node = rpc.NodeStub(running.channel)
+    where = running.driver.where
+    info, error = call(identity.GetPluginInfo, pb.GetPluginInfoRequest())
+    if problems(error is None, f"{where}: GetPluginInfo failed: {error}"):
+        problems(info.name == driver_name, f"{where}: the binary reports driver name {info.name}, the CSIDriver "
+                 f"is {driver_name}")
+    node_info, error = call(node.NodeGetInfo, pb.NodeGetInfoRequest())
+    if problems(error is None, f"{where}: NodeGetInfo failed: {error}"):
+        problems(node_info.node_id == FAKE_FIELDS["spec.nodeName"],
+                 f"{where}: NodeGetInfo says node_id {node_info.node_id!r}, not the node name "
+                 f"{FAKE_FIELDS['spec.nodeName']!r} the downward API gave it")
+        problems(not node_info.HasField("accessible_topology"),
+                 f"{where}: the node reports topology the manifests do not account for")
+    capabilities, error = call(node.NodeGetCapabilities, pb.NodeGetCapabilitiesRequest())
+    if problems(error is None, f"{where}: NodeGetCapabilities failed: {error}"):
+        rpcs = {c.rpc.type for c in capabilities.capabilities}
+        problems(pb.NodeServiceCapability.RPC.VOLUME_MOUNT_GROUP not in rpcs,
+                 f"{where}: the node offers VOLUME_MOUNT_GROUP; fsGroupPolicy None would then be the wrong choice")
+    probe, error = call(identity.Probe, pb.ProbeRequest())
+    problems(error is None and probe.ready.value, f"{where}: Probe is not ready: {error}")
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def secret_key(examples: list[tuple[Path, dict]], name: str, namespace: str) -> str | None:
+    for _, document in examples:
+        if document["kind"] == "Secret" and document["metadata"]["name"] == name and \
+                document["metadata"].get("namespace", "default") == namespace:
+            data = document.get("stringData", {})
+            if "key" in data:
+                return str(data["key"])
+            if "key" in document.get("data", {}):
+                import base64
+                return base64.b64decode(document["data"]["key"]).decode()
+    return None
+
+
+def check_examples(context: Context, objects: list[dict], controller: RunningDriver | None,
+                   node: RunningDriver | None, driver_name: str, problems: Problems) -> int:
+    """The examples against the manifests and the running binary. Returns how many were fed to it."""
+    pb, rpc = Stubs.load()
+    examples = context.examples()
+    namespace = next((o["metadata"]["namespace"] for o in objects if o["kind"] == "StatefulSet"), "")
+    readable = {b["metadata"]["namespace"] for b in objects if b["kind"] == "RoleBinding"
+                and b["roleRef"]["name"] == "glusterfs-csi-heketi-secret-reader"}
+    classes = {d["metadata"]["name"]: d for _, d in examples if d["kind"] == "StorageClass"}
+    claims = {(d["metadata"].get("namespace", "default"), d["metadata"]["name"]): d
+              for _, d in examples if d["kind"] == "PersistentVolumeClaim"}
+    fed = 0
+    for path, document in examples:
+        kind, name = document["kind"], document["metadata"]["name"]
+        where = f"{path.name}: {kind}/{name}"
+        if kind == "Secret":
+            problems(document.get("type") == "kubernetes.io/glusterfs",
+                     f"{where}: the Heketi Secret has type kubernetes.io/glusterfs (the in-tree layout)")
+            problems(document["metadata"].get("namespace") == namespace,
+                     f"{where}: the Heketi Secret belongs in the driver's namespace {namespace}")
+            key = secret_key(examples, name, document["metadata"].get("namespace", "default"))
+            problems(key is not None and "PLACEHOLDER" in key,
+                     f"{where}: the example key must be an obvious PLACEHOLDER, never a real-looking key")
+        elif kind == "StorageClass":
+            parameters = {k: str(v) for k, v in document.get("parameters", {}).items()}
+            problems(document.get("provisioner") == driver_name,
+                     f"{where}: provisioner {document.get('provisioner')} is not the driver {driver_name}")
+            problems(document.get("allowVolumeExpansion") is True, f"{where}: allowVolumeExpansion should be true")
+            secrets = {}
+            for prefix in ["provisioner", "controller-expand"]:
+                secret_name = parameters.get(f"csi.storage.k8s.io/{prefix}-secret-name")
+                secret_namespace = parameters.get(f"csi.storage.k8s.io/{prefix}-secret-namespace")
+                if not problems(secret_name and secret_namespace,
+                                f"{where}: needs csi.storage.k8s.io/{prefix}-secret-name and -namespace"):
+                    continue
+                problems(secret_namespace in readable,
+                         f"{where}: {prefix} Secret is in namespace {secret_namespace}, where the controller may "
+                         f"not read Secrets (it may in: {', '.join(sorted(readable)) or 'none'})")
+                key = secret_key(examples, secret_name, secret_namespace)
+                if problems(key is not None, f"{where}: no example Secret {secret_namespace}/{secret_name} with key 'key'"):
+                    secrets = {"key": key}
+            if controller is None:
+                continue
+            # CreateVolume as external-provisioner sends it, Heketi moved to a closed local port:
+            # parameter validation must pass, and the call must fail only for want of Heketi.
+            sent = dict(parameters)
+            for key in list(sent):
+                if key.lower() == "resturl":
+                    sent[key] = f"http://127.0.0.1:{closed_port()}"
+            sent = {k: v for k, v in sent.items() if not re.match(r"csi\.storage\.k8s\.io/.*-secret-", k)}
+            sent.update({"csi.storage.k8s.io/pvc/name": "check-deploy", "csi.storage.k8s.io/pvc/namespace": "default",
+                         "csi.storage.k8s.io/pv/name": "pvc-check-deploy"})
+            capability = pb.VolumeCapability(
+                mount=pb.VolumeCapability.MountVolume(mount_flags=document.get("mountOptions", [])),
+                access_mode=pb.VolumeCapability.AccessMode(mode=pb.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
+            request = pb.CreateVolumeRequest(name=f"pvc-check-deploy-{name}", parameters=sent, secrets=secrets,
+                                             volume_capabilities=[capability],
+                                             capacity_range=pb.CapacityRange(required_bytes=10 << 30))
+            import grpc
+            response, error = call(rpc.ControllerStub(controller.channel).CreateVolume, request, timeout=30)
+            fed += 1
+            code = error.code() if error else grpc.StatusCode.OK
+            reached = [v for k, v in sent.items() if k.lower() == "resturl"]
+            problems(code == grpc.StatusCode.UNAVAILABLE and all(url in (error.details() or "") for url in reached),
+                     f"{where}: the binary answered CreateVolume with {code.name}"
+                     f"{': ' + error.details() if error else ''} — expected only UNAVAILABLE for the unreachable "
+                     f"Heketi {', '.join(reached)}")
+        elif kind == "PersistentVolumeClaim":
+            class_name = document["spec"].get("storageClassName")
+            problems(class_name == "" or class_name in classes,
+                     f"{where}: storageClassName {class_name} is no example StorageClass")
+        elif kind == "Pod":
+            for volume in document["spec"].get("volumes", []):
+                claim = volume.get("persistentVolumeClaim", {}).get("claimName")
+                if claim:
+                    problems((document["metadata"].get("namespace", "default"), claim) in claims,
+                             f"{where}: claim {claim} is no example PVC in the pod's namespace")
+        elif kind == "PersistentVolume":
+            csi = document["spec"].get("csi", {})
+            problems(csi.get("driver") == driver_name, f"{where}: spec.csi.driver is not {driver_name}")
+            handle = csi.get("volumeHandle", "")
+            attributes = {k: str(v) for k, v in csi.get("volumeAttributes", {}).items()}
+            if handle.startswith("v1:"):
+                # Sources/CSICore/VolumeID.swift: v1:<32 lower-case hex>:<http(s) URL or empty>, <= 128 bytes.
+                match = re.fullmatch(r"v1:([0-9a-f]{32}):((?:https?://\S+)?)", handle)
+                problems(match is not None and len(handle.encode()) <= 128,
+                         f"{where}: volumeHandle {handle} is not v1:<Heketi volume ID>:<Heketi URL> (<= 128 bytes)")
+                if match:
+                    problems(attributes.get("heketiVolumeID", match.group(1)) == match.group(1),
+                             f"{where}: heketiVolumeID differs from the ID in the volumeHandle")
+                for ref in ["controllerExpandSecretRef"]:
+                    secret = csi.get(ref)
+                    if problems(secret is not None, f"{where}: a Heketi volume needs {ref} to be expandable"):
+                        problems(secret_key(examples, secret["name"], secret["namespace"]) is not None,
+                                 f"{where}: {ref} names no example Secret")
+            if node is None:
+                continue
+            # NodeStageVolume with the PV's context and mount options, plus one option the driver
+            # rejects by name: the answer must name that option, which the driver checks only
+            # after the volume context and the other options passed. Nothing is mounted.
+            sentinel = "check-deploy-sentinel"
+            capability = pb.VolumeCapability(
+                mount=pb.VolumeCapability.MountVolume(mount_flags=[*document["spec"].get("mountOptions", []), sentinel]),
+                access_mode=pb.VolumeCapability.AccessMode(mode=pb.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
+            staging = node.temp / "staging" / name
+            request = pb.NodeStageVolumeRequest(volume_id=handle, staging_target_path=str(staging),
+                                                volume_capability=capability, volume_context=attributes)
+            response, error = call(rpc.NodeStub(node.channel).NodeStageVolume, request)
+            fed += 1
+            problems(error is not None and sentinel in (error.details() or ""),
+                     f"{where}: the node rejected the PV's volume context or mount options: "
+                     f"{error.details() if error else 'it tried to mount'}")
+    return fed
+
+
+def check_agreement(context: Context) -> str:
+    facts = context.facts()
+    objects = context.rendered_objects(context.deploy)
+    problems = Problems()
+    # The binary's own consistency: every flag has its variable and vice versa.
+    flags = {n for n in facts.options if n not in ("help", "version")}
+    problems({BinaryFacts.variable(n) for n in flags} == facts.variables,
+             f"the binary's flags and variables do not pair up: {sorted(flags)} vs {sorted(facts.variables)}")
+    csidriver = check_csidriver(objects, problems)
+    driver_name = csidriver["metadata"]["name"] if csidriver else facts.options.get("driver-name", "")
+    drivers = driver_containers(objects, facts, problems)
+    by_mode = {d.mode: d for d in drivers}
+    problems(sorted(by_mode) == ["controller", "node"] and len(drivers) == 2,
+             f"expected one glusterfs-csi container in controller mode and one in node mode, found "
+             f"{[(d.where, d.mode) for d in drivers]}")
+    for driver in drivers:
+        problems(driver.effective.get("driver-name") == driver_name,
+                 f"{driver.where}: driver name {driver.effective.get('driver-name')} (flag, variable or the binary's "
+                 f"default) is not the CSIDriver's {driver_name}")
+        problems(driver.effective.get("endpoint", "").startswith("unix://") or
+                 driver.effective.get("endpoint", "").startswith("/"),
+                 f"{driver.where}: the endpoint must be a Unix socket")
+        repository, tag = image_parts(driver.container.get("image", ""))
+        problems(tag == facts.version, f"{driver.where}: image tag {tag} is not the binary's version {facts.version}")
+        grace = int(driver.effective.get("shutdown-grace", "25"))
+        termination = driver.workload["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+        problems(grace < termination, f"{driver.where}: --shutdown-grace {grace} must be below "
+                 f"terminationGracePeriodSeconds {termination}")
+        check_resources(driver.workload, problems)
+    sidecars: dict[str, dict] = {}
+    if "controller" in by_mode:
+        sidecars = check_controller(objects, by_mode["controller"], driver_name, facts, problems)
+        check_probes(by_mode["controller"], sidecars.get("livenessprobe"), problems)
+    if "node" in by_mode:
+        check_node(by_mode["node"], driver_name, problems)
+        node_sidecars = {image_parts(c["image"])[0].rsplit("/", 1)[-1]: c for c in containers(by_mode["node"].workload)}
+        liveness = node_sidecars.get("livenessprobe")
+        if liveness is not None:
+            parsed = parse_args(liveness.get("args", []), lambda n: True, "node livenessprobe", Problems())
+            check_probes(by_mode["node"], {"args": parsed}, problems)
+    problems.raise_if_any()
+
+    # The binary itself, started with the manifests' arguments.
+    temp = Path(tempfile.mkdtemp(prefix="check-deploy-"))
+    running: dict[str, RunningDriver] = {}
+    fed = 0
+    try:
+        for mode in ["controller", "node"]:
+            running[mode] = RunningDriver(facts.path, by_mode[mode], temp / mode)
+        for mode, driver in running.items():
+            driver.wait_ready()
+            serving = driver.serving_line()
+            problems(serving.get("driver") == driver_name and serving.get("mode") == mode,
+                     f"{driver.driver.where}: the binary logged {serving or 'no serving line'}, expected driver "
+                     f"{driver_name} in mode {mode}")
+            problems(serving.get("endpoint") == f"unix://{driver.socket}",
+                     f"{driver.driver.where}: the binary serves {serving.get('endpoint')}, expected "
+                     f"unix://{driver.socket}")
+        check_running_controller(running["controller"], driver_name, facts.version, sidecars, problems)
+        check_running_node(running["node"], driver_name, problems)
+        fed = check_examples(context, objects, running["controller"], running["node"], driver_name, problems)
+    finally:
+        for mode, driver in running.items():
+            status = driver.stop()
+            problems(status == 0, f"{driver.driver.where}: exited with {status} after SIGTERM, expected 0:\n"
+                     + "\n".join(driver.log().splitlines()[-5:]))
+        shutil.rmtree(temp, ignore_errors=True)
+    problems.raise_if_any()
+    return (f"driver {driver_name} {facts.version}: {sum(len(d.args) for d in drivers)} flags and "
+            f"{sum(len(d.env) for d in drivers)} variables accepted, sockets/registration/leases/probes agree, "
+            f"both modes served and answered, {fed} examples accepted by the binary")

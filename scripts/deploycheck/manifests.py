@@ -1,0 +1,279 @@
+"""agreement, static part: the rendered manifests against the binary's flags, variables and defaults."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from .binary import BinaryFacts
+from .common import Problems
+from .podspec import (FAKE_FIELDS, containers, environment, expand, image_parts, is_driver, lease_name,
+                      mount_for, named_port, parse_args, socket_path, volume_named)
+from .sidecars import SIDECAR_DEFAULTS, SIDECAR_FLAGS
+
+
+@dataclass
+class DriverContainer:
+    workload: dict
+    container: dict
+    where: str
+    mode: str
+    args: dict[str, str]
+    env: dict[str, str]
+    effective: dict[str, str]
+
+    @property
+    def namespace(self) -> str:
+        return self.workload["metadata"].get("namespace", "default")
+
+
+def driver_containers(objects: list[dict], facts: BinaryFacts, problems: Problems) -> list[DriverContainer]:
+    found = []
+    for workload in objects:
+        if workload["kind"] not in ("StatefulSet", "DaemonSet", "Deployment"):
+            continue
+        for container in containers(workload):
+            if not is_driver(container):
+                continue
+            where = f"{workload['kind']}/{workload['metadata']['name']} container {container['name']}"
+            namespace = workload["metadata"].get("namespace", "default")
+            env = environment(container, namespace, problems, where)
+            for name in env:
+                if name.startswith("GLUSTERFS_CSI_"):
+                    problems(name in facts.variables,
+                             f"{where}: env {name} is not a variable glusterfs-csi reads "
+                             f"(it reads {', '.join(sorted(facts.variables))})")
+            used = {m for a in container.get("args", []) for m in re.findall(r"\$\((\w+)\)", a)}
+            for name in env:
+                problems(name.startswith("GLUSTERFS_CSI_") or name in used,
+                         f"{where}: env {name} is neither a GLUSTERFS_CSI_* variable nor used in args")
+            problems(not container.get("command"),
+                     f"{where}: 'command' replaces the image's entrypoint; give arguments in 'args'")
+            args = [expand(a, env) for a in container.get("args", [])]
+            parsed = parse_args(args, lambda n: n in facts.takes_value, where, problems)
+            for name in parsed:
+                problems(name in facts.options, f"{where}: glusterfs-csi has no flag --{name} "
+                         f"(its flags: {', '.join('--' + o for o in sorted(facts.options))})")
+            effective = {}
+            for name, default in facts.options.items():
+                if name in parsed:
+                    effective[name] = parsed[name]
+                elif env.get(BinaryFacts.variable(name)):
+                    effective[name] = env[BinaryFacts.variable(name)]
+                elif default is not None:
+                    effective[name] = default
+            mode = effective.get("mode", "")
+            found.append(DriverContainer(workload, container, where, mode, parsed, env, effective))
+    return found
+
+
+def check_csidriver(objects: list[dict], problems: Problems) -> dict | None:
+    drivers = [o for o in objects if o["kind"] == "CSIDriver"]
+    if not problems(len(drivers) == 1, f"deploy/ must render exactly one CSIDriver, found {len(drivers)}"):
+        return None
+    driver = drivers[0]
+    spec = driver.get("spec", {})
+    name = driver["metadata"]["name"]
+    problems(spec.get("attachRequired") is False,
+             f"CSIDriver {name}: attachRequired must be false (there is nothing to attach, and the "
+             "controller offers no ControllerPublishVolume)")
+    problems(spec.get("podInfoOnMount") is False,
+             f"CSIDriver {name}: podInfoOnMount must be false (the node plugin reads no pod info)")
+    problems(spec.get("fsGroupPolicy") == "None",
+             f"CSIDriver {name}: fsGroupPolicy must be None (kubelet must not chown shared GlusterFS "
+             f"volumes), got {spec.get('fsGroupPolicy')!r}")
+    problems(spec.get("volumeLifecycleModes") == ["Persistent"],
+             f"CSIDriver {name}: volumeLifecycleModes must be [Persistent], got {spec.get('volumeLifecycleModes')}")
+    return driver
+
+
+def check_sidecars(workload: dict, driver: DriverContainer, problems: Problems) -> dict[str, dict]:
+    """Sidecar images pinned and known, flags known, sockets on the driver's socket."""
+    sidecars = {}
+    driver_socket = socket_path(driver.effective.get("endpoint", ""))
+    driver_mount = mount_for(driver.container, driver_socket)
+    if not problems(driver_mount is not None,
+                    f"{driver.where}: the socket {driver_socket} is on no volumeMount, so no sidecar can "
+                    "reach it"):
+        return sidecars
+    for container in containers(workload):
+        if is_driver(container):
+            continue
+        where = f"{workload['kind']}/{workload['metadata']['name']} container {container['name']}"
+        repository, tag = image_parts(container.get("image", ""))
+        if not problems(tag is not None and tag != "latest",
+                        f"{where}: image {container.get('image')} is not pinned to a version"):
+            continue
+        known = SIDECAR_FLAGS.get(repository)
+        if not problems(known is not None, f"{where}: unknown sidecar image {repository}"):
+            continue
+        flags = known.get(tag)
+        if not problems(flags is not None,
+                        f"{where}: {repository}:{tag} is not a version whose flags this check knows "
+                        f"({', '.join(known)}); read its flags from its source and update SIDECAR_FLAGS"):
+            continue
+        env = environment(container, workload["metadata"].get("namespace", "default"), problems, where)
+        parsed = parse_args([expand(a, env) for a in container.get("args", [])], lambda n: True, where, problems)
+        for name, value in parsed.items():
+            problems(name in flags, f"{where}: {repository}:{tag} has no flag -{name}")
+            problems("$(" not in value, f"{where}: -{name}={value} uses a variable the container does not set")
+        address = parsed.get("csi-address", SIDECAR_DEFAULTS["csi-address"])
+        sidecar_mount = mount_for(container, address)
+        if problems(sidecar_mount is not None,
+                    f"{where}: --csi-address {address} is on no volumeMount of the container"):
+            same = (sidecar_mount[0]["name"] == driver_mount[0]["name"]
+                    and os.path.normpath(sidecar_mount[1]) == os.path.normpath(driver_mount[1]))
+            problems(same, f"{where}: --csi-address {address} is not the driver's socket: the driver serves "
+                     f"{driver_socket} (volume {driver_mount[0]['name']}, {driver_mount[1]})")
+        sidecars[repository.rsplit("/", 1)[-1]] = {"container": container, "args": parsed, "where": where}
+    return sidecars
+
+
+def check_resources(workload: dict, problems: Problems) -> None:
+    for container in containers(workload):
+        requests = container.get("resources", {}).get("requests", {})
+        where = f"{workload['kind']}/{workload['metadata']['name']} container {container['name']}"
+        problems("cpu" in requests and "memory" in requests, f"{where}: needs cpu and memory requests")
+
+
+def check_controller(objects: list[dict], driver: DriverContainer, driver_name: str, facts: BinaryFacts,
+                     problems: Problems) -> dict[str, dict]:
+    workload = driver.workload
+    where = driver.where
+    problems(workload["kind"] == "StatefulSet", f"{where}: the controller must be a StatefulSet")
+    problems(workload["spec"].get("replicas", 1) == 1, f"{where}: the controller runs exactly one replica")
+    sidecars = check_sidecars(workload, driver, problems)
+    socket_mount = mount_for(driver.container, socket_path(driver.effective.get("endpoint", "")))
+    if socket_mount:
+        problems("emptyDir" in volume_named(workload, socket_mount[0]["name"]),
+                 f"{where}: the controller socket belongs on an emptyDir volume")
+    provisioner = sidecars.get("csi-provisioner")
+    if problems(provisioner is not None, f"{where}: the controller pod has no csi-provisioner"):
+        args = provisioner["args"]
+        problems(args.get("extra-create-metadata") == "true",
+                 f"{provisioner['where']}: needs --extra-create-metadata (volumenameprefix uses PVC name "
+                 "and namespace)")
+        timeout = parse_duration(args.get("timeout", "10s"))
+        problems(timeout is not None and timeout >= 120,
+                 f"{provisioner['where']}: --timeout {args.get('timeout', '10s (default)')} is too short for "
+                 "Heketi creating real volumes; use minutes (300s)")
+        problems(args.get("leader-election") == "true", f"{provisioner['where']}: needs --leader-election")
+    resizer = sidecars.get("csi-resizer")
+    if problems(resizer is not None, f"{where}: the controller pod has no csi-resizer"):
+        problems(resizer["args"].get("leader-election") == "true", f"{resizer['where']}: needs --leader-election")
+        problems(resizer["args"].get("handle-volume-inuse-error") == "false",
+                 f"{resizer['where']}: needs --handle-volume-inuse-error=false (expansion is online, and "
+                 "RBAC grants no pod access)")
+    problems("livenessprobe" in sidecars, f"{where}: the controller pod has no livenessprobe")
+    # The key: a file from a Secret volume, never an arg value or a variable.
+    key_file = driver.effective.get("heketi-key-file")
+    if problems(key_file is not None, f"{where}: needs --heketi-key-file (the Heketi admin key from a Secret)"):
+        found = mount_for(driver.container, key_file)
+        if problems(found is not None, f"{where}: --heketi-key-file {key_file} is on no volumeMount"):
+            mount, relative = found
+            secret = volume_named(workload, mount["name"]).get("secret")
+            if problems(secret is not None, f"{where}: --heketi-key-file {key_file} is not on a Secret volume"):
+                items = secret.get("items")
+                key = next((i["key"] for i in items if i["path"] == relative), None) if items else relative
+                problems(key == "key", f"{where}: --heketi-key-file {key_file} must be the Secret's key 'key' "
+                         "(the in-tree layout)")
+                secrets = {o["metadata"]["name"] for o in objects if o["kind"] == "Secret"}
+                problems(secret.get("secretName") not in secrets,
+                         f"{where}: the base must not contain the Heketi Secret (it would overwrite the real key)")
+    for container in containers(workload):
+        for argument in container.get("args", []):
+            problems(not re.search(r"(?i)(restuserkey|heketi-key=|--key=|password)", argument),
+                     f"{where}: argument '{argument}' looks like a credential in args")
+    # Leases: the names the sidecars derive from the driver name.
+    roles = [o for o in objects if o["kind"] == "Role"]
+    lease_names = {name for role in roles for rule in role.get("rules", [])
+                   if "leases" in rule.get("resources", []) for name in rule.get("resourceNames", [])}
+    for expected in [lease_name(driver_name), "external-resizer-" + lease_name(driver_name)]:
+        problems(expected in lease_names,
+                 f"Roles: no lease rule for '{expected}', the lease a sidecar derives from driver name {driver_name}")
+    for stale in lease_names - {lease_name(driver_name), "external-resizer-" + lease_name(driver_name)}:
+        problems.add(f"Roles: lease '{stale}' is not one the sidecars use for driver {driver_name}")
+    return sidecars
+
+
+def check_node(driver: DriverContainer, driver_name: str, problems: Problems) -> None:
+    workload = driver.workload
+    where = driver.where
+    spec = workload["spec"]["template"]["spec"]
+    problems(workload["spec"].get("updateStrategy", {}).get("type") == "OnDelete",
+             f"{where}: the node DaemonSet must use updateStrategy OnDelete (a restart kills FUSE mounts)")
+    problems(spec.get("priorityClassName") == "system-node-critical",
+             f"{where}: the node plugin needs priorityClassName system-node-critical")
+    problems(any(t.get("operator") == "Exists" and not t.get("key") and not t.get("effect")
+                 for t in spec.get("tolerations", [])),
+             f"{where}: the node plugin must tolerate every taint (operator: Exists without key/effect)")
+    problems(driver.container.get("securityContext", {}).get("privileged") is True,
+             f"{where}: the node driver container must be privileged")
+    problems(driver.env.get("GLUSTERFS_CSI_NODE_ID") == FAKE_FIELDS["spec.nodeName"]
+             or driver.args.get("node-id") == FAKE_FIELDS["spec.nodeName"],
+             f"{where}: the node ID must come from the downward API field spec.nodeName")
+    sidecars = check_sidecars(workload, driver, problems)
+    socket_file = socket_path(driver.effective.get("endpoint", ""))
+    socket_mount = mount_for(driver.container, socket_file)
+    host_socket = None
+    if socket_mount:
+        host = volume_named(workload, socket_mount[0]["name"]).get("hostPath", {}).get("path")
+        expected_dir = f"/var/lib/kubelet/plugins/{driver_name}"
+        if problems(host is not None, f"{where}: the node socket must be on a hostPath volume"):
+            problems(host.rstrip("/") == expected_dir,
+                     f"{where}: the socket directory on the host is {host}, expected {expected_dir}")
+            host_socket = os.path.normpath(os.path.join(host, socket_mount[1]))
+    registrar = sidecars.get("csi-node-driver-registrar")
+    if problems(registrar is not None, f"{where}: the node pod has no csi-node-driver-registrar"):
+        path = registrar["args"].get("kubelet-registration-path")
+        expected = f"/var/lib/kubelet/plugins/{driver_name}/csi.sock"
+        problems(path == expected, f"{registrar['where']}: --kubelet-registration-path is {path}, expected "
+                 f"{expected} (the host path of the socket kubelet dials)")
+        problems(host_socket is None or path == host_socket,
+                 f"{registrar['where']}: --kubelet-registration-path {path} is not where the driver's socket "
+                 f"is on the host ({host_socket})")
+        registration = registrar["args"].get("plugin-registration-path", SIDECAR_DEFAULTS["plugin-registration-path"])
+        found = mount_for(registrar["container"], registration)
+        host = volume_named(workload, found[0]["name"]).get("hostPath", {}).get("path") if found else None
+        problems(host == "/var/lib/kubelet/plugins_registry" and found[1] == ".",
+                 f"{registrar['where']}: {registration} must be kubelet's /var/lib/kubelet/plugins_registry")
+    problems("livenessprobe" in sidecars, f"{where}: the node pod has no livenessprobe")
+    kubelet = mount_for(driver.container, "/var/lib/kubelet/pods")
+    ok = kubelet is not None and kubelet[0].get("mountPropagation") == "Bidirectional" and \
+        volume_named(workload, kubelet[0]["name"]).get("hostPath", {}).get("path") == "/var/lib/kubelet" and \
+        kubelet[0]["mountPath"].rstrip("/") == "/var/lib/kubelet"
+    problems(ok, f"{where}: /var/lib/kubelet must be the host's, mounted at the same path with Bidirectional "
+             "propagation (staging and target paths are under it)")
+    fuse = mount_for(driver.container, "/dev/fuse")
+    problems(fuse is not None and volume_named(workload, fuse[0]["name"]).get("hostPath", {}).get("path")
+             == "/dev/fuse", f"{where}: /dev/fuse must be mounted from the host")
+    log_dir = driver.effective.get("mount-log-dir", "")
+    logs = mount_for(driver.container, log_dir)
+    problems(logs is not None and "hostPath" in volume_named(workload, logs[0]["name"]),
+             f"{where}: --mount-log-dir {log_dir} must be on a hostPath volume so the client logs outlive "
+             "the container")
+
+
+def check_probes(driver: DriverContainer, sidecars_liveness: dict | None, problems: Problems) -> None:
+    probe = driver.container.get("livenessProbe", {}).get("httpGet")
+    if not problems(probe is not None, f"{driver.where}: needs an httpGet livenessProbe (served by livenessprobe)"):
+        return
+    port = named_port(driver.container, probe.get("port"))
+    if sidecars_liveness is None:
+        return
+    endpoint = sidecars_liveness["args"].get("http-endpoint", "")
+    served = int(endpoint.rsplit(":", 1)[-1]) if endpoint else 9808
+    problems(port == served, f"{driver.where}: the livenessProbe asks port {port}, the livenessprobe serves {served}")
+    host = endpoint.rsplit(":", 1)[0] if endpoint else ""
+    if host in ("127.0.0.1", "localhost"):
+        problems(probe.get("host") in ("127.0.0.1", "localhost"),
+                 f"{driver.where}: the livenessprobe listens on {host} only; the probe needs host: {host}")
+
+
+def parse_duration(text: str) -> float | None:
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?", text)
+    if not match or not any(match.groups()):
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
