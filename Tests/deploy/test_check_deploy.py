@@ -131,6 +131,13 @@ BREAKAGES = [
      "                secretKeyRef:\n                  name: heketi-secret\n                  key: key\n"
      "            # Only used in log lines",
      "never as variables"),
+    ("agreement: an overlay adds a flag the binary does not have", "agreement",
+     "deploy/overlays/example/controller-heketi-url.yaml", "--heketi-url=", "--heketi-uri=",
+     "deploy/overlays/example: StatefulSet/glusterfs-csi-controller container glusterfs-csi: glusterfs-csi has no "
+     "flag --heketi-uri"),
+    ("agreement: an overlay gives a value the binary refuses", "agreement",
+     "deploy/overlays/example/controller-heketi-url.yaml", "--heketi-url=http://heketi.example.com:8080",
+     "--heketi-url=heketi.example.com:8080", "exited with 64 when started with the manifest's arguments"),
     ("agreement: StorageClass parameter the binary rejects", "agreement",
      "deploy/examples/storageclass-glusterfs-rep3.yaml",
      'volumetype: "replicate:3"', 'volumetype: "raid5"', "answered CreateVolume with INVALID_ARGUMENT"),

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .binary import BinaryFacts, RunningDriver, Stubs, call
-from .common import Context, Problems
+from .common import CheckFailed, Context, Problems
 from .manifests import (check_controller, check_csidriver, check_node, check_probes, check_resources,
                         driver_containers)
 from .podspec import FAKE_FIELDS, containers, image_parts, parse_args
@@ -216,13 +216,32 @@ def check_examples(context: Context, objects: list[dict], controller: RunningDri
 
 
 def check_agreement(context: Context) -> str:
+    """deploy/ with the examples, then every overlay, against the binary."""
     facts = context.facts()
-    objects = context.rendered_objects(context.deploy)
     problems = Problems()
     # The binary's own consistency: every flag has its variable and vice versa.
     flags = {n for n in facts.options if n not in ("help", "version")}
     problems({BinaryFacts.variable(n) for n in flags} == facts.variables,
              f"the binary's flags and variables do not pair up: {sorted(flags)} vs {sorted(facts.variables)}")
+    summary = ""
+    for directory in context.kustomizations():
+        if directory == context.deploy / "base":
+            continue  # deploy/ applies the base as it is
+        main = directory == context.deploy
+        found = Problems()
+        result = agree(context, facts, context.rendered_objects(directory), main, found)
+        label = "" if main else f"{directory.relative_to(context.root)}: "
+        problems.items += [label + item for item in found.items]
+        if main:
+            summary = result
+    problems.raise_if_any()
+    overlays = len(context.kustomizations()) - 2
+    return summary + (f"; {overlays} overlay{'s' if overlays != 1 else ''} too" if overlays > 0 else "")
+
+
+def agree(context: Context, facts: BinaryFacts, objects: list[dict], with_examples: bool,
+          problems: Problems) -> str:
+    """The agreement of one rendered kustomization; problems go to `problems`."""
     csidriver = check_csidriver(objects, problems)
     driver_name = csidriver["metadata"]["name"] if csidriver else facts.options.get("driver-name", "")
     drivers = driver_containers(objects, facts, problems)
@@ -255,7 +274,8 @@ def check_agreement(context: Context) -> str:
         if liveness is not None:
             parsed = parse_args(liveness.get("args", []), lambda n: True, "node livenessprobe", Problems())
             check_probes(by_mode["node"], {"args": parsed}, problems)
-    problems.raise_if_any()
+    if problems.items:
+        return ""
 
     # The binary itself, started with the manifests' arguments.
     temp = Path(tempfile.mkdtemp(prefix="check-deploy-"))
@@ -275,14 +295,16 @@ def check_agreement(context: Context) -> str:
                      f"unix://{driver.socket}")
         check_running_controller(running["controller"], driver_name, facts.version, sidecars, problems)
         check_running_node(running["node"], driver_name, problems)
-        fed = check_examples(context, objects, running["controller"], running["node"], driver_name, problems)
+        if with_examples:
+            fed = check_examples(context, objects, running["controller"], running["node"], driver_name, problems)
+    except CheckFailed as failure:
+        problems.items += failure.problems
     finally:
         for mode, driver in running.items():
             status = driver.stop()
             problems(status == 0, f"{driver.driver.where}: exited with {status} after SIGTERM, expected 0:\n"
                      + "\n".join(driver.log().splitlines()[-5:]))
         shutil.rmtree(temp, ignore_errors=True)
-    problems.raise_if_any()
     return (f"driver {driver_name} {facts.version}: {sum(len(d.args) for d in drivers)} flags and "
             f"{sum(len(d.env) for d in drivers)} variables accepted, sockets/registration/leases/probes agree, "
             f"both modes served and answered, {fed} examples accepted by the binary")
