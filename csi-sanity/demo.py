@@ -155,12 +155,13 @@ class Demo:
             self.pb.DeleteVolumeRequest(volume_id=volume.volume_id, secrets={"key": self.key}), timeout=TIMEOUT)))
         context = volume.volume_context
         described = self.heketi.volume(context["heketiVolumeID"])
+        durability = described["durability"]
         self.ok(f"volume {volume.volume_id}, {volume.capacity_bytes // GIB} GiB")
         self.say(f"""
             Gluster volume {context['glusterVolume']} on {context['glusterHosts']}, group ID {context.get('gid')}
-            Heketi: {described['size']} GiB, {described['durability']['type']} x{described['durability']['replicate']['replica']}, bricks:""")
+            Heketi: {described['size']} GiB, {durability['type']} x{durability['replicate']['replica']}, bricks:""")
         for brick in described["bricks"]:
-            self.say(f"  {self.brick_host(described, brick)}:{brick['path']}")
+            self.say(f"  {self.brick_host(brick)}:{brick['path']}")
         return volume
 
     def stage(self, volume):
@@ -202,7 +203,7 @@ class Demo:
             if not on_brick.exists() or on_brick.read_text() != text:
                 raise StepFailed(f"the file is not on brick {on_brick}; gluster did not replicate it "
                                  "(see gluster volume heal <volume> info)")
-            self.ok(f"brick   {self.brick_host(described, brick)}:{on_brick} holds the same text")
+            self.ok(f"brick   {self.brick_host(brick)}:{on_brick} holds the same text")
 
     def publish_read_only(self, volume, staging, first_target):
         self.step("Share: a second pod mounts the same volume read-only")
@@ -272,7 +273,8 @@ class Demo:
                                         access_mode=mode(mode=mode.MULTI_NODE_MULTI_WRITER))
 
     def pod_dir(self, pod: str) -> Path:
-        return self.work / "kubelet/pods" / str(uuid.uuid5(uuid.NAMESPACE_DNS, pod)) / "volumes/kubernetes.io~csi/data/mount"
+        pod_uid = str(uuid.uuid5(uuid.NAMESPACE_DNS, pod))
+        return self.work / "kubelet/pods" / pod_uid / "volumes/kubernetes.io~csi/data/mount"
 
     def publish_at(self, volume, staging, target, readonly: bool):
         request = self.pb.NodePublishVolumeRequest(
@@ -291,7 +293,7 @@ class Demo:
             raise StepFailed(f"the driver answered OK but nothing is mounted at {path}; report this as a driver bug")
         return entries[-1]
 
-    def brick_host(self, described: dict, brick: dict) -> str:
+    def brick_host(self, brick: dict) -> str:
         node = self.heketi.get(f"/nodes/{brick['node']}")
         return node["hostnames"]["storage"][0]
 

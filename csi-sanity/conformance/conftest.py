@@ -213,7 +213,8 @@ class Resources:
             volume_id=volume.volume_id, staging_target_path=str(staging), volume_capability=capability,
             volume_context=volume.volume_context)
         unstage = self.pb.NodeUnstageVolumeRequest(volume_id=volume.volume_id, staging_target_path=str(staging))
-        self.undo.append((f"NodeUnstageVolume {staging}", lambda: node.stub.NodeUnstageVolume(unstage, timeout=TIMEOUT)))
+        self.undo.append((f"NodeUnstageVolume {staging}",
+                          lambda: node.stub.NodeUnstageVolume(unstage, timeout=TIMEOUT)))
         node.stub.NodeStageVolume(request, timeout=TIMEOUT)
         return staging
 

@@ -7,7 +7,7 @@ import os
 import grpc
 import pytest
 
-from conftest import GIB, TIMEOUT, expect_code, heketi_id, unique, unknown_volume_id
+from conftest import GIB, TIMEOUT, expect_code, heketi_id, rpc_error, unique, unknown_volume_id
 import csitools
 
 ACCESS_MODES = ["SINGLE_NODE_WRITER", "SINGLE_NODE_READER_ONLY", "MULTI_NODE_READER_ONLY", "MULTI_NODE_SINGLE_WRITER",
@@ -84,15 +84,9 @@ def test_create_with_a_limit_below_what_glusterfs_can_make_is_out_of_range(pb, c
 
 
 def test_create_with_required_above_limit_is_refused(pb, controller, cap, params, secrets):
-    error = controller_error(controller.CreateVolume,
-                             create_request(pb, unique("inverted"), cap, params, secrets, capacity=2 * GIB, limit=GIB))
+    error = rpc_error(controller.CreateVolume,
+                      create_request(pb, unique("inverted"), cap, params, secrets, capacity=2 * GIB, limit=GIB))
     assert error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE), error
-
-
-def controller_error(call, request):
-    with pytest.raises(grpc.RpcError) as raised:
-        call(request, timeout=TIMEOUT)
-    return raised.value
 
 
 def test_create_without_capacity_makes_a_volume_with_its_size_reported(pb, controller, cap, params, secrets, res,

@@ -9,7 +9,7 @@ import os
 import grpc
 import pytest
 
-from conftest import TIMEOUT, expect_code, statvfs_usage, unknown_volume_id
+from conftest import TIMEOUT, expect_code, rpc_error, statvfs_usage, unknown_volume_id
 import csitools
 
 MULTI_NODE = ["MULTI_NODE_READER_ONLY", "MULTI_NODE_SINGLE_WRITER", "MULTI_NODE_MULTI_WRITER"]
@@ -63,19 +63,13 @@ def test_stage_refuses_a_relative_staging_path_and_block_access(pb, node, cap, v
         volume_id=volume.volume_id, staging_target_path="relative/staging", volume_capability=cap(),
         volume_context=volume.volume_context))
     staging = main_node.staging(res.test)
-    error = rpc_error_of(node.NodeStageVolume, pb.NodeStageVolumeRequest(
+    error = rpc_error(node.NodeStageVolume, pb.NodeStageVolumeRequest(
         volume_id=volume.volume_id, staging_target_path=str(staging), volume_capability=cap(block=True),
         volume_context=volume.volume_context))
     # Block access is unsupported by the plugin (INVALID_ARGUMENT) or exceeds the volume's
     # capabilities (FAILED_PRECONDITION); either way nothing is mounted.
     assert error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION), error
     assert mount_at(staging) is None
-
-
-def rpc_error_of(call, request):
-    with pytest.raises(grpc.RpcError) as raised:
-        call(request, timeout=TIMEOUT)
-    return raised.value
 
 
 def test_unstage_requires_volume_id_and_staging_path(pb, node, volume):
