@@ -74,7 +74,8 @@ class Demo:
         try:
             response = method(request, timeout=TIMEOUT)
         except grpc.RpcError as error:
-            raise StepFailed(f"{what} failed: {error.code().name}: {error.details()}\n{hint}") from None
+            message = f"{what} failed: {error.code().name}: {error.details()}"
+            raise StepFailed(f"{message}\n      What to do: {hint}") from None
         print(f"      answered in {time.monotonic() - started:.1f} s", flush=True)
         return response
 
@@ -304,8 +305,8 @@ def main() -> int:
     parser.add_argument("--heketi-url", required=True)
     parser.add_argument("--key-file", required=True)
     parser.add_argument("--work", required=True, help="directory for the kubelet-like staging and pod paths")
-    parser.add_argument("--driver-log", default="the driver's log")
-    parser.add_argument("--heketi-log", default="the Heketi log")
+    parser.add_argument("--driver-log", default="(where the driver's stderr goes)")
+    parser.add_argument("--heketi-log", default="(where Heketi's log goes)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("demo.py: run as root: staging and publishing mount file systems", file=sys.stderr)
