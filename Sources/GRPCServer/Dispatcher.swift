@@ -19,13 +19,18 @@ final class Dispatcher: Sendable {
     /// Runs on the completion-queue thread: must not block.
     func accept(_ call: CallHandle, path: String, request: [UInt8], deadlineNanoseconds: Int64) {
         let requestID = String(nextRequestNumber.wrappingAdd(1, ordering: .relaxed).oldValue, radix: 16)
-        var callLogger = logger
-        callLogger[metadataKey: "rpc.method"] = "\(path)"
-        callLogger[metadataKey: "rpc.request_id"] = "\(requestID)"
         let deadline = deadlineNanoseconds < 0 ? nil : ContinuousClock.now + .nanoseconds(deadlineNanoseconds)
+        let route = router.route(for: path)
+        // The child logger costs metadata allocations on every call. Inline routes whose lines are
+        // filtered out (Probe at trace, called every few seconds) skip it; they do not log, and a
+        // failure gets the metadata added in `finish`.
+        var callLogger = logger
+        if route.map({ !$0.isInline || logger.logLevel <= $0.logLevel }) ?? true {
+            Self.attach(path: path, requestID: requestID, to: &callLogger)
+        }
         let context = RequestContext(logger: callLogger, requestID: requestID, deadline: deadline)
 
-        guard let route = router.route(for: path) else {
+        guard let route else {
             callLogger.debug("rpc for an unknown method")
             call.respond(
                 status: .unimplemented, message: "method \(path) is not implemented by this driver", response: [])
@@ -36,7 +41,7 @@ final class Dispatcher: Sendable {
         switch route.body {
         case .inline(let body):
             let outcome = Result { try body(request, context) }
-            finish(call, outcome, context: context, level: route.logLevel, started: started)
+            finish(call, outcome, context: context, level: route.logLevel, started: started, path: path)
         case .async(let body):
             inFlight.withLock { table in
                 // Inserted under the lock so a fast task cannot try to remove itself first.
@@ -48,7 +53,7 @@ final class Dispatcher: Sendable {
                         outcome = .failure(error)
                     }
                     _ = self.inFlight.withLock { $0.removeValue(forKey: call.key) }
-                    self.finish(call, outcome, context: context, level: route.logLevel, started: started)
+                    self.finish(call, outcome, context: context, level: route.logLevel, started: started, path: path)
                 }
             }
         }
@@ -62,7 +67,7 @@ final class Dispatcher: Sendable {
 
     private func finish(
         _ call: CallHandle, _ outcome: Result<[UInt8], any Error>, context: RequestContext, level: Logger.Level,
-        started: ContinuousClock.Instant
+        started: ContinuousClock.Instant, path: String
     ) {
         switch outcome {
         case .success(let response):
@@ -71,6 +76,10 @@ final class Dispatcher: Sendable {
                 metadata: ["rpc.status": "OK", "rpc.duration_ms": "\(milliseconds(since: started))"])
             call.respond(status: .ok, message: "", response: response)
         case .failure(let error):
+            var context = context
+            if context.logger[metadataKey: "rpc.request_id"] == nil {
+                Self.attach(path: path, requestID: context.requestID, to: &context.logger)
+            }
             let (status, message) = StatusMapping.status(for: error, context: context)
             context.logger.log(
                 level: max(level, .info), "rpc failed",
@@ -80,6 +89,11 @@ final class Dispatcher: Sendable {
                 ])
             call.respond(status: status, message: message, response: [])
         }
+    }
+
+    private static func attach(path: String, requestID: String, to logger: inout Logger) {
+        logger[metadataKey: "rpc.method"] = "\(path)"
+        logger[metadataKey: "rpc.request_id"] = "\(requestID)"
     }
 
     /// Milliseconds with three decimals, e.g. `0.136`.

@@ -21,6 +21,11 @@ public struct Router: Sendable {
         /// Level of the per-call start/finish lines: trace for Probe-like calls a kubelet
         /// sends every few seconds, debug for the rest.
         let logLevel: Logger.Level
+
+        var isInline: Bool {
+            if case .inline = body { return true }
+            return false
+        }
     }
 
     private(set) var routes: [String: Route] = [:]

@@ -4,6 +4,7 @@ import CurlTransport
 import Heketi
 import Logging
 import Node
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -25,7 +26,7 @@ struct Services {
         -> ControllerService
     {
         let key = try configuration.heketiKeyFile.map { path throws(CSIError) in try readKey(path) }
-        let transport = CurlHTTPTransport(caBundlePath: configuration.heketiCAFile)
+        let transport = LazyTransport(caBundlePath: configuration.heketiCAFile)
         let limiters = HeketiLimiters(perServer: configuration.heketiMaxOperations)
         var clientLogger = logger
         clientLogger[metadataKey: "component"] = "heketi"
@@ -35,7 +36,7 @@ struct Services {
                 defaultHeketiURL: configuration.heketiURL, defaultUser: configuration.heketiUser, defaultKey: key),
             makeClient: { [clientLogger] endpoint in
                 HeketiClient(
-                    endpoint: endpoint, transport: transport, logger: clientLogger,
+                    endpoint: endpoint, transport: transport.instance, logger: clientLogger,
                     limiter: limiters.limiter(for: endpoint.url), operationTimeout: operationTimeout)
             })
     }
@@ -73,5 +74,26 @@ struct Services {
         // Secrets mounted from files often end with a newline that is not part of the key.
         while let last = bytes.last, last == 0x0A || last == 0x0D || last == 0x20 { bytes.removeLast() }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Creates the libcurl transport on first use: `curl_global_init` sets up OpenSSL and costs
+/// milliseconds of start-up and megabytes of memory that a controller never talking to Heketi
+/// yet (or a liveness probe restart) should not pay.
+private final class LazyTransport: Sendable {
+    private let caBundlePath: String?
+    private let transport = Mutex<CurlHTTPTransport?>(nil)
+
+    init(caBundlePath: String?) {
+        self.caBundlePath = caBundlePath
+    }
+
+    var instance: CurlHTTPTransport {
+        transport.withLock { transport in
+            if let transport { return transport }
+            let created = CurlHTTPTransport(caBundlePath: caBundlePath)
+            transport = created
+            return created
+        }
     }
 }

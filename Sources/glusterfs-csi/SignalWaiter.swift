@@ -1,30 +1,70 @@
-import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Waits for the first of some termination signals without a signal handler doing real work:
-/// the signals are ignored at the process level and observed through Dispatch sources.
+/// Waits for the first of some termination signals.
 ///
-/// `@unchecked Sendable`: `sources` is written once in init and only kept alive afterwards;
-/// the mutable state is behind a Mutex.
-final class SignalWaiter: @unchecked Sendable {
-    private let sources: [any DispatchSourceSignal]
+/// The handler is installed with `sigaction` before the server starts, so no signal can arrive
+/// unhandled (a Dispatch signal source installs its handler later, from another thread, and a
+/// SIGTERM in that window was lost). The handler only writes the signal number to a pipe — the
+/// one async-signal-safe thing it needs — and a dedicated thread reads it and wakes the waiter.
+final class SignalWaiter: Sendable {
     private let state = Mutex<(received: Int32?, waiter: CheckedContinuation<Int32, Never>?)>((nil, nil))
 
+    /// Installs the handlers; call it before anything that should be stopped by a signal starts.
     init(signals: [Int32]) {
-        let queue = DispatchQueue(label: "glusterfs-csi.signals")
-        sources = signals.map { number in
-            signal(number, SIG_IGN)
-            return DispatchSource.makeSignalSource(signal: number, queue: queue)
+        var descriptors: [Int32] = [0, 0]
+        guard pipe(&descriptors) == 0 else {
+            fatalError("cannot create the signal pipe: \(String(cString: strerror(errno)))")
+        }
+        for descriptor in descriptors {
+            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)  // mount helpers we exec must not inherit it
+        }
+        signalPipeWriter.store(descriptors[1], ordering: .relaxed)
+        readerDescriptor.store(descriptors[0], ordering: .relaxed)
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { number in
+            var byte = UInt8(truncatingIfNeeded: number)
+            _ = write(signalPipeWriter.load(ordering: .relaxed), &byte, 1)
+        }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = SA_RESTART
+        for number in signals {
+            sigaction(number, &action, nil)
         }
         // A kubelet restart or a closed client must never kill us through SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
-        for (number, source) in zip(signals, sources) {
-            source.setEventHandler { [unowned self] in self.deliver(number) }
-            source.resume()
+
+        let box = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        let started = pthread_create(
+            &thread, nil,
+            { argument in
+                let waiter = Unmanaged<SignalWaiter>.fromOpaque(argument!).takeRetainedValue()
+                waiter.readSignals()
+                return nil
+            }, box.toOpaque())
+        guard started == 0 else { fatalError("cannot start the signal thread") }
+        pthread_detach(thread)
+    }
+
+    private let readerDescriptor = Atomic<Int32>(-1)
+
+    /// Runs on the dedicated signal thread for the life of the process.
+    private func readSignals() {
+        let descriptor = readerDescriptor.load(ordering: .relaxed)
+        var byte: UInt8 = 0
+        while true {
+            let count = read(descriptor, &byte, 1)
+            if count == 1 {
+                deliver(Int32(byte))
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                return
+            }
         }
     }
 
@@ -50,3 +90,6 @@ final class SignalWaiter: @unchecked Sendable {
         }
     }
 }
+
+/// The write end of the signal pipe, for the C signal handler (which cannot capture context).
+private let signalPipeWriter = Atomic<Int32>(-1)

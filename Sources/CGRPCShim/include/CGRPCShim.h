@@ -59,8 +59,9 @@ void cgrpc_server_destroy(cgrpc_server *server);
 int64_t cgrpc_server_live_calls(cgrpc_server *server);
 
 /// Answers a call: status 0 with `response` bytes, or a non-zero gRPC status code with `message`.
-/// Thread-safe and idempotent: only the first answer counts. Returns 1 if this answer was sent,
-/// 0 if the call had already been answered or the server was abandoned.
+/// Thread-safe. Only the first answer counts (returns 1; a second one returns 0) — but only while
+/// the shim still holds the call: after the first answer the call may be freed at any moment, so
+/// the caller must answer each call exactly once (see the ownership note at the top).
 int cgrpc_call_respond(cgrpc_call *call, int status, const char *message, size_t message_len,
                        const uint8_t *response, size_t response_len);
 
