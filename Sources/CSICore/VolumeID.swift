@@ -2,8 +2,8 @@
 ///
 /// DeleteVolume and ControllerExpandVolume receive only this ID and secrets, never the
 /// StorageClass, so the ID itself says which Heketi holds the volume. The URL comes last so it
-/// may contain `:`. An empty URL means "the controller's default Heketi" (`--heketi-url`), so
-/// volumes provisioned through it follow the flag if Heketi moves.
+/// may contain `:`. The driver always records the URL; an empty one (accepted for hand-written
+/// static volume handles) means "the controller's default Heketi" (`--heketi-url`).
 ///
 /// - `v1` is the format version; a future format gets a new prefix and this parser keeps working.
 /// - The Heketi volume ID is 32 lower-case hex digits (Heketi's own format).

@@ -20,6 +20,7 @@ extension ControllerService {
         var response = Csi_V1_ValidateVolumeCapabilitiesResponse()
         do {
             try VolumeCapabilities.check(request.volumeCapabilities)
+            _ = try StorageClassParameters(request.parameters)  // only parameters we understand are confirmed
             response.confirmed.volumeContext = request.volumeContext
             response.confirmed.volumeCapabilities = request.volumeCapabilities
             response.confirmed.parameters = request.parameters
@@ -54,6 +55,11 @@ extension ControllerService {
     ) async throws
         -> Csi_V1_ListVolumesResponse
     {
+        guard configuration.defaultHeketiURL != nil else {
+            // Not advertised without a default Heketi: ListVolumes carries no parameters or secrets.
+            throw CSIError(
+                .unimplemented, "ListVolumes needs the controller's default Heketi; start it with --heketi-url")
+        }
         guard request.maxEntries >= 0 else {
             throw CSIError(.invalidArgument, "max_entries must not be negative, got \(request.maxEntries)")
         }
@@ -80,7 +86,7 @@ extension ControllerService {
         var response = Csi_V1_ListVolumesResponse()
         response.entries = try volumes[offset..<end].map { volume throws(CSIError) in
             var entry = Csi_V1_ListVolumesResponse.Entry()
-            entry.volume = try csiVolume(volume, recordedURL: "")
+            entry.volume = try csiVolume(volume, recordedURL: endpoint.url)
             return entry
         }
         if end < volumes.count {

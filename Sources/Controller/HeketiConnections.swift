@@ -20,7 +20,7 @@ final class HeketiConnections: Sendable {
 
     /// The endpoint for a new volume: URL from the StorageClass or the controller's default; user
     /// and key from the StorageClass, the Secret, or the controller's defaults, in that order.
-    /// Returns the URL to record in the volume ID too (empty when the default was used).
+    /// Returns the URL to record in the volume ID too.
     func endpointForCreate(
         _ parameters: StorageClassParameters, secrets: [String: String]
     ) throws(CSIError)
@@ -35,7 +35,9 @@ final class HeketiConnections: Sendable {
         let endpoint = try endpoint(
             url: url, user: parameters.restUser ?? secrets[SecretKey.user],
             key: parameters.authEnabled ? (secrets[SecretKey.key] ?? parameters.restUserKey) : "")
-        return (endpoint, parameters.restURL ?? "")
+        // Always the URL itself, so the ID alone finds the volume even on a controller started
+        // without --heketi-url (e.g. after the StorageClass and the flag are gone).
+        return (endpoint, url)
     }
 
     /// The endpoint holding an existing volume, from its ID and the request's secrets.
@@ -69,7 +71,11 @@ final class HeketiConnections: Sendable {
                     + "follow its operation queue and delete or expand volumes; set restuser to admin (or leave it "
                     + "out) and provide the admin key")
         }
-        return HeketiEndpoint(url: url, user: user, key: key ?? configuration.defaultKey ?? "")
+        // The controller's own key (--heketi-key-file) only ever goes to its own Heketi
+        // (--heketi-url): a volume handle or StorageClass naming another URL must not make the
+        // driver sign requests to it with that key.
+        let fallbackKey = url == configuration.defaultHeketiURL ? configuration.defaultKey : nil
+        return HeketiEndpoint(url: url, user: user, key: key ?? fallbackKey ?? "")
     }
 
     func client(for endpoint: HeketiEndpoint) -> any HeketiAPI {

@@ -60,7 +60,9 @@ extension HeketiClient {
     ) async throws(HeketiError)
         -> QueueOutcome
     {
-        var delay = configuration.pollBackoff.initial
+        // The first poll goes out at once: Heketi's own work can be done within a millisecond, and
+        // any wait before the first look is pure latency. Later polls back off.
+        var delay = Duration.zero
         var failures = 0
         while true {
             // The last poll happens at the deadline, not one delay before it.
@@ -72,8 +74,10 @@ extension HeketiClient {
                     "Heketi did not finish (\(what)) within \(configuration.operationTimeout); it may still complete "
                         + "in Heketi")
             }
-            try await pause(min(delay, remaining), during: what)
-            delay = configuration.pollBackoff.next(after: delay)
+            if delay > .zero {
+                try await pause(min(delay, remaining), during: what)
+            }
+            delay = delay == .zero ? configuration.pollBackoff.initial : configuration.pollBackoff.next(after: delay)
 
             let response: HTTPResponse
             do {

@@ -28,8 +28,10 @@ public enum PathHealth: Sendable, Equatable {
     /// CephFS and NFS drivers use: the FUSE client is gone (ENOTCONN), the server forgot the
     /// handle (ESTALE), I/O to it failed (EIO), the host is down (EHOSTDOWN), or the client lost
     /// its authorization (EACCES; we run as root, so a plain permission problem does not arise).
+    /// Plus ECONNABORTED, which the kernel returns for a FUSE mount whose client was killed while
+    /// the connection was being torn down (seen here after `kill -9` of the glusterfs client).
     public static let corruptingErrnos: Set<Int32> = [
-        ENOTCONNValue, ESTALEValue, EIOValue, EHOSTDOWNValue, EACCESValue,
+        ENOTCONNValue, ESTALEValue, EIOValue, EHOSTDOWNValue, EACCESValue, ECONNABORTEDValue,
     ]
 
     /// Whether this is a dead mount that unmounting and mounting again may fix.

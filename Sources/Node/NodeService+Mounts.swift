@@ -73,13 +73,20 @@ extension NodeService {
                     try? await unmountAll(stagingPath, logger: logger, context: cleanup)
                 }
                 let csiError = error.csiError
+                let clientLog = log.tail().joined(separator: "\n")
                 throw CSIError(
-                    csiError.code,
+                    Self.volumeIsMissing(clientLog) ? .notFound : csiError.code,
                     log.appendTail(
                         to: "cannot mount Gluster volume \(source.volume) from \(mountSource) on \(stagingPath): "
                             + csiError.message))
             }
         }
+    }
+
+    /// Whether the glusterfs client log says the servers do not know the volume: they answered but
+    /// had no volfile for it ("failed to fetch volume file"), which makes the mount NOT_FOUND.
+    static func volumeIsMissing(_ clientLog: String) -> Bool {
+        clientLog.contains("failed to fetch volume file")
     }
 
     /// Whether mount output says the client does not know `auto_unmount` ("Invalid option

@@ -19,15 +19,22 @@ extension NodeService {
         -> Csi_V1_NodePublishVolumeResponse
     {
         let volumeID = try NodeRequestValidation.volumeID(request.volumeID)
-        // Required: this plugin advertises STAGE_UNSTAGE_VOLUME, so the CO always sets it.
+        let targetPath = try NodeRequestValidation.path(request.targetPath, field: "target_path")
+        let capability = try NodeRequestValidation.capability(
+            request.volumeCapability, present: request.hasVolumeCapability)
+        // This plugin advertises STAGE_UNSTAGE_VOLUME, so publishing needs a staged volume: the spec
+        // answers a missing staging path with FAILED_PRECONDITION (checked after the fields above,
+        // which are INVALID_ARGUMENT whatever the staging path).
+        guard !request.stagingTargetPath.isEmpty else {
+            throw CSIError(
+                .failedPrecondition,
+                "staging_target_path is required: this driver stages volumes (NodeStageVolume) before publishing them")
+        }
         let stagingPath = try NodeRequestValidation.mountHelperPath(
             request.stagingTargetPath, field: "staging_target_path")
-        let targetPath = try NodeRequestValidation.path(request.targetPath, field: "target_path")
         guard targetPath != stagingPath else {
             throw CSIError.invalidArgument("target_path must differ from staging_target_path, both are \(targetPath)")
         }
-        let capability = try NodeRequestValidation.capability(
-            request.volumeCapability, present: request.hasVolumeCapability)
         let options = try GlusterMountOptions(
             mountFlags: capability.mountFlags, readOnlyAccessMode: capability.isReadOnlyMode)
         let readOnly = request.readonly || capability.isReadOnlyMode

@@ -14,6 +14,13 @@ extension NodeService {
         -> Csi_V1_NodeGetVolumeStatsResponse
     {
         let volumeID = try NodeRequestValidation.volumeID(request.volumeID)
+        guard !request.volumePath.isEmpty else { throw CSIError.missingField("volume_path") }
+        guard request.volumePath.hasPrefix("/") else {
+            // Nothing can be published at a relative path: the volume is not there.
+            throw CSIError(
+                .notFound, "volume_path '\(request.volumePath)' does not exist: volumes are published at absolute paths"
+            )
+        }
         let volumePath = try NodeRequestValidation.path(request.volumePath, field: "volume_path")
         if !request.stagingTargetPath.isEmpty {
             _ = try NodeRequestValidation.path(request.stagingTargetPath, field: "staging_target_path")

@@ -8,6 +8,7 @@ let ESTALEValue = ESTALE
 let EIOValue = EIO
 let EHOSTDOWNValue = EHOSTDOWN
 let EACCESValue = EACCES
+let ECONNABORTEDValue = ECONNABORTED
 
 /// The real `FileSystemProbe`: `stat` and `statvfs` on a dedicated thread, abandoned if they hang.
 ///

@@ -23,11 +23,10 @@ import Testing
         #expect(!response.volume.volumeContext.values.contains("secret-admin-key"))
     }
 
-    @Test func theDefaultHeketiIsRecordedAsAnEmptyURL() async throws {
+    @Test func theDefaultHeketiIsRecordedInTheID() async throws {
         let heketi = FakeHeketi()
         let response = try await makeService(heketi).createVolume(createRequest(), context: context())
-        #expect(response.volume.volumeID.hasSuffix(":"))
-        #expect(VolumeID(parsing: response.volume.volumeID)?.heketiURL == "")
+        #expect(VolumeID(parsing: response.volume.volumeID)?.heketiURL == heketiURL)
     }
 
     @Test func aRepeatReturnsTheSameVolumeWithoutAScan() async throws {

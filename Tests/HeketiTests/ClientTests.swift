@@ -38,8 +38,8 @@ private func ms(_ values: Int...) -> [Duration] { values.map { .milliseconds($0)
         #expect(
             transport.summary
                 == ["POST /volumes"] + Array(repeating: "GET /queue/q1", count: 6) + ["GET /volumes/\(volumeID)"])
-        // 2 ms, doubling; the first poll already waits (Heketi needs about a millisecond).
-        #expect(runtime.sleeps == ms(2, 4, 8, 16, 32, 64))
+        // The first poll goes out at once, then 2 ms, doubling.
+        #expect(runtime.sleeps == ms(2, 4, 8, 16, 32))
         let post = transport.requests[0]
         #expect(post.headers.contains { $0 == ("Content-Type", "application/json") })
         #expect(
@@ -74,7 +74,7 @@ private func ms(_ values: Int...) -> [Duration] { values.map { .milliseconds($0)
     @Test func pollDelaysStopGrowingAtOneSecond() async throws {
         let runtime = ManualRuntime()
         _ = try await testClient(createScript(pending: 13), runtime: runtime).createVolume(createRequest)
-        #expect(runtime.sleeps == ms(2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 1000, 1000, 1000, 1000))
+        #expect(runtime.sleeps == ms(2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 1000, 1000, 1000))
     }
 
     @Test func throttledPostsAreRetriedWithJitteredBackoff() async throws {
@@ -88,8 +88,8 @@ private func ms(_ values: Int...) -> [Duration] { values.map { .milliseconds($0)
         }
         let runtime = ManualRuntime(random: 0.5)
         _ = try await testClient(transport, runtime: runtime).createVolume(createRequest)
-        // d = 100, 200, 400 ms; jitter draws from [d/2, d], here at 0.75 d. Then the 2 ms poll.
-        #expect(runtime.sleeps == ms(75, 150, 300, 2))
+        // d = 100, 200, 400 ms; jitter draws from [d/2, d], here at 0.75 d. Then an immediate poll.
+        #expect(runtime.sleeps == ms(75, 150, 300))
         #expect(transport.summary.filter { $0 == "POST /volumes" }.count == 4)
     }
 

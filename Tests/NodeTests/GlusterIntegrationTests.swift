@@ -109,7 +109,7 @@ struct GlusterIntegrationTests {
                     gluster.stageRequest(context: ["volume": "nodetest-no-such-volume", "server": gluster.host]),
                     context: context)
             }
-            #expect(missing?.code == .internal)
+            #expect(missing?.code == .notFound)
             let message = missing?.message ?? ""
             #expect(message.contains("cannot mount Gluster volume nodetest-no-such-volume"), "\(message)")
             #expect(message.contains("last lines of the glusterfs client log"), "\(message)")

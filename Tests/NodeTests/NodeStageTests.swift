@@ -141,7 +141,7 @@ struct NodeStageTests {
         }
         fixture.mounter.failMounts([MountError(kind: .failed(.exited(1)), command: ["mount"], output: "Mount failed.")])
         let error = await csiError { try await fixture.stage() }
-        #expect(error?.code == .internal)
+        #expect(error?.code == .notFound, "the client log says the servers have no such volume")
         let message = error?.message ?? ""
         #expect(message.contains("Mount failed."))
         #expect(message.contains("last lines of the glusterfs client log \(log.path)"))

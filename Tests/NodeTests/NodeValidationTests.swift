@@ -141,12 +141,22 @@ struct NodeValidationTests {
         #expect(!built.contains { $0.hasPrefix("backup-volfile-servers") })
     }
 
+    @Test("publishing without a staging path is FAILED_PRECONDITION: this driver stages first")
+    func publishWithoutStaging() async throws {
+        let fixture = Fixture()
+        var request = fixture.publishRequest()
+        request.stagingTargetPath = ""
+        let error = await csiError { try await fixture.publish(request) }
+        #expect(error?.code == .failedPrecondition)
+        #expect(error?.message.contains("staging_target_path is required") == true)
+        #expect(fixture.mounter.calls.isEmpty)
+    }
+
     @Test("invalid NodePublishVolume requests")
     func publish() async throws {
         let fixture = Fixture()
         let cases: [(String, (inout Csi_V1_NodePublishVolumeRequest) -> Void)] = [
             ("volume_id is required", { $0.volumeID = "" }),
-            ("staging_target_path is required", { $0.stagingTargetPath = "" }),
             ("target_path is required", { $0.targetPath = "" }),
             ("target_path must be an absolute", { $0.targetPath = "pods/x" }),
             ("target_path must be an absolute", { $0.targetPath = "/pods/../x" }),

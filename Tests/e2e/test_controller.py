@@ -140,7 +140,7 @@ def test_driver_killed_mid_create_then_restarted_adopts_the_volume(csi, heketi, 
     second = start_driver(*controller_args(heketi), socket=sock)
     response = create_until_done(csi.grpc.ControllerStub(second.channel()), create_request(csi, "pvc-killed"))
     [volume] = heketi_volumes(heketi)
-    assert response.volume.volume_id == f"v1:{volume['id']}:"
+    assert response.volume.volume_id == f"v1:{volume['id']}:{heketi.url}"
     assert "adopting" in second.log()
 
 

@@ -135,10 +135,6 @@ def test_a_controller_without_a_default_heketi_does_not_advertise_list_volumes(p
     assert "LIST_VOLUMES" not in controller_capabilities(pb, rpc, controller_only.channel)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "driver bug: ListVolumes on a controller started without --heketi-url answers FAILED_PRECONDITION, "
-    "although LIST_VOLUMES is not advertised there; CSI v1.12 Error Scheme wants UNIMPLEMENTED for an RPC "
-    "'disabled in the Plugin's current mode of operation'"))
 def test_a_controller_without_a_default_heketi_answers_list_volumes_unimplemented(pb, rpc, controller_only):
     code, details = call_empty(pb, controller_only.channel, "Controller",
                                unary_methods(pb, "Controller")["ListVolumes"])

@@ -84,11 +84,6 @@ def test_list_volumes_forgets_a_deleted_volume_and_accepts_a_token_across_the_de
     controller.ListVolumes(pb.ListVolumesRequest(max_entries=1, starting_token=token), timeout=TIMEOUT)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "driver bug: a volume created with the StorageClass parameter resturl gets the ID "
-    "'v1:<heketi id>:<resturl>' from CreateVolume, but ListVolumes lists it as 'v1:<heketi id>:' (another ID "
-    "for the same volume), so a CO cannot find its volume in the list; CSI v1.12: 'The volume_id alone SHOULD "
-    "be sufficient to identify the volume'"))
 def test_list_volumes_uses_the_id_create_volume_gave_when_the_class_names_resturl(pb, controller, res, params,
                                                                                   env):
     volume = res.create(unique("resturl"), parameters=params(resturl=env.heketi_url))

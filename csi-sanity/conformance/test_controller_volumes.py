@@ -217,10 +217,6 @@ def test_validate_does_not_confirm_what_glusterfs_cannot_do(pb, controller, cap,
     assert response.message, "an unconfirmed validation should say why"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "driver bug: ValidateVolumeCapabilities copies request.parameters into confirmed.parameters without "
-    "validating them, so it 'confirms' parameters the volume does not have (volumetype raid5 here); CSI v1.12: "
-    "confirmed.parameters are 'the volume creation parameters validated by the plugin'"))
 def test_validate_does_not_confirm_parameters_it_did_not_check(pb, controller, cap, secrets, shared_volume):
     request = pb.ValidateVolumeCapabilitiesRequest(
         volume_id=shared_volume.volume_id, volume_capabilities=[cap()], parameters={"volumetype": "raid5"},

@@ -97,11 +97,6 @@ def test_publish_requires_volume_id_target_path_and_capability(pb, node, cap, vo
     assert mount_at(target) is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "driver bug: NodePublishVolume without staging_target_path answers INVALID_ARGUMENT; the node advertises "
-    "STAGE_UNSTAGE_VOLUME, and CSI v1.12 (NodePublishVolume Errors) requires FAILED_PRECONDITION for "
-    "'Staging target path not set'. Check volume_id, target_path and volume_capability first (INVALID_ARGUMENT, "
-    "as upstream csi-sanity expects), then answer FAILED_PRECONDITION for the missing staging path"))
 def test_publish_without_a_staging_path_is_a_failed_precondition(pb, node, cap, volume, main_node, res):
     staging = res.stage(main_node, volume, cap())
     target = main_node.target(res.test, "pod")
@@ -127,10 +122,6 @@ def test_volume_stats_requires_volume_id_and_path(pb, node, volume):
 # ------------------------------------------------------------------------------------ not found
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "driver bug: NodeStageVolume of a Gluster volume that does not exist answers INTERNAL (the mount fails; "
-    "the client log says 'failed to fetch volume file'); CSI v1.12 (NodeStageVolume Errors) requires NOT_FOUND "
-    "for 'Volume does not exist'"))
 def test_stage_of_a_volume_that_does_not_exist_is_not_found(pb, node, cap, volume, main_node, res):
     context = dict(volume.volume_context, glusterVolume="sanity-no-such-volume")
     staging = main_node.staging(res.test)
@@ -149,12 +140,6 @@ def test_volume_stats_of_a_path_that_does_not_exist_is_not_found(pb, node, volum
         volume_id=unknown_volume_id(), volume_path=str(env.work / "no" / "such" / "path")))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "upstream csi-sanity compatibility: NodeGetVolumeStats with volume_path 'some/path' (relative, not existing) "
-    "answers INVALID_ARGUMENT, but upstream csi-sanity's specs 'NodeGetVolumeStats should fail when volume is not "
-    "found' and '... when volume does not exist on the specified path' expect NOT_FOUND, so those two specs fail. "
-    "The spec allows either reading; answering NOT_FOUND for a volume_path that does not exist before checking "
-    "that it is absolute passes both"))
 def test_volume_stats_of_a_relative_path_that_does_not_exist_is_not_found(pb, node, volume):
     expect_code(grpc.StatusCode.NOT_FOUND, node.NodeGetVolumeStats,
                 pb.NodeGetVolumeStatsRequest(volume_id=volume.volume_id, volume_path="some/path"))
