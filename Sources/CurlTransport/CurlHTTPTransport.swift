@@ -3,7 +3,7 @@ import CSICore
 import Synchronization
 
 /// The real `HTTPTransport`: libcurl's easy interface, one blocking transfer per request on a
-/// thread of its own (see `TransferThread`), never on Swift's cooperative pool.
+/// thread of its own (see `BlockingThread`), never on Swift's cooperative pool.
 ///
 /// - Redirects are never followed: the caller sees a 3xx and its `location` header.
 /// - http and https only; https verifies the peer against the system trust store plus, when given,
@@ -57,7 +57,7 @@ public final class CurlHTTPTransport: HTTPTransport {
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation {
                 (continuation: CheckedContinuation<Result<HTTPResponse, HTTPTransportError>, Never>) in
-                TransferThread.start {
+                BlockingThread.start {
                     continuation.resume(returning: easy.run(request, caBundlePath: caBundlePath))
                 }
             }

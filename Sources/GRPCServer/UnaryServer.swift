@@ -83,10 +83,3 @@ private struct ServerHandle: @unchecked Sendable {
     let pointer: OpaquePointer
     let context: UnsafeMutableRawPointer
 }
-
-extension Duration {
-    fileprivate var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
-}

@@ -120,11 +120,3 @@ extension HeketiClient {
         return body.count > limit ? text + "…" : text
     }
 }
-
-extension Duration {
-    /// Whole milliseconds, for log lines.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
-}

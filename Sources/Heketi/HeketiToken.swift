@@ -1,3 +1,5 @@
+import CSICore
+
 /// The JWT Heketi expects on every request (see heketi-api.md, "Authentication").
 ///
 /// HS256 over `{"alg":"HS256","typ":"JWT"}` and the claims `iss` (the user: `admin` or `user`),
@@ -44,21 +46,5 @@ struct HeketiToken {
     }
 
     /// `text` as a JSON string literal (the issuer comes from configuration, so escape it).
-    static func jsonString(_ text: String) -> String {
-        var output = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case _ where scalar.value < 0x20:
-                let code = String(scalar.value, radix: 16)
-                output += "\\u" + String(repeating: "0", count: 4 - code.count) + code
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        return output + "\""
-    }
+    static func jsonString(_ text: String) -> String { JSONString.quoted(text) }
 }

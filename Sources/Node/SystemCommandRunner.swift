@@ -1,3 +1,4 @@
+import CSICore
 import Glibc
 
 /// Runs programs with `posix_spawn`, each in its own process group, waited for on a dedicated

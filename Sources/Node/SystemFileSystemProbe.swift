@@ -1,3 +1,4 @@
+import CSICore
 import Glibc
 import Synchronization
 

@@ -1,3 +1,4 @@
+import CSICore
 import Logging
 
 #if canImport(Glibc)
@@ -62,23 +63,7 @@ struct DriverLogHandler: LogHandler {
     }
 
     /// A JSON string literal (also used to quote text values, so both formats escape alike).
-    static func jsonString(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func jsonString(_ value: String) -> String { JSONString.quoted(value) }
 
     /// RFC 3339 UTC with milliseconds, without Foundation (which would cost megabytes of RSS).
     static func timestamp() -> String {

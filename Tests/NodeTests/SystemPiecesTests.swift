@@ -249,7 +249,7 @@ struct ProbeTests {
 
     @Test("corrupting errnos")
     func errnos() {
-        #expect(PathHealth.corruptingErrnos == [ENOTCONN, ESTALE, EIO, EHOSTDOWN, EACCES])
+        #expect(PathHealth.corruptingErrnos == [ENOTCONN, ESTALE, EIO, EHOSTDOWN, EACCES, ECONNABORTED])
     }
 
     @Test("a call that hangs is abandoned after its timeout")

@@ -4,13 +4,15 @@ import Synchronization
 
 /// Runs blocking system calls on a thread of their own, never on Swift's cooperative pool.
 ///
-/// The cooperative pool has one thread per core (two on a small node). A `waitpid` on a mount, or
-/// a `stat` on a dead FUSE mount that never returns, would starve every other RPC if it ran there.
-/// Mount operations are rare, so a fresh detached pthread per call is cheap and cannot be
-/// exhausted by a pool limit the way a shared queue can.
-enum BlockingThread {
+/// The cooperative pool has one thread per core (two on a small node). A `waitpid` on a mount, a
+/// `stat` on a dead FUSE mount that never returns, or a `curl_easy_perform` waiting for Heketi
+/// would starve every other RPC if it ran there. A fresh detached pthread per call costs tens of
+/// microseconds — noise next to a mount or an HTTP exchange — and, unlike a fixed pool, never
+/// makes fast work queue behind slow work. Concurrency is bounded above this layer (per-volume
+/// locks, the Heketi client's limiter).
+public enum BlockingThread {
     /// Runs `body` on a new thread and returns its result.
-    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             start { continuation.resume(returning: body()) }
         }
@@ -22,7 +24,7 @@ enum BlockingThread {
     /// On timeout the thread is abandoned, not stopped: a thread stuck in a syscall on a dead FUSE
     /// mount cannot be interrupted. Callers use this only for calls that are safe to leave behind
     /// (`stat`, `statvfs`) — processes, which can be killed, go through `SystemCommandRunner`.
-    static func run<T: Sendable>(timeout: Duration, _ body: @escaping @Sendable () -> T) async -> T? {
+    public static func run<T: Sendable>(timeout: Duration, _ body: @escaping @Sendable () -> T) async -> T? {
         await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
             // Whoever comes first (the body or the timer) resumes; the other finds it done.
             let once = OnceResume(continuation)
@@ -33,8 +35,8 @@ enum BlockingThread {
         }
     }
 
-    /// Starts a detached pthread running `body`.
-    private static func start(_ body: @escaping @Sendable () -> Void) {
+    /// Starts a detached pthread running `body` (for callers that resume their own continuation).
+    public static func start(_ body: @escaping @Sendable () -> Void) {
         // The closure is boxed and its +1 reference handed to the new thread, which takes it back
         // (takeRetainedValue) — ownership moves across the pthread boundary exactly once.
         let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
@@ -77,12 +79,12 @@ private final class OnceResume<T: Sendable>: Sendable {
 
 extension Duration {
     /// This duration as a Dispatch interval (nanosecond precision, negative clamped to zero).
-    var dispatchInterval: DispatchTimeInterval {
+    public var dispatchInterval: DispatchTimeInterval {
         .nanoseconds(Int(clamping: max(0, nanoseconds)))
     }
 
     /// This duration in whole nanoseconds, saturating.
-    var nanoseconds: Int64 {
+    public var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }
@@ -90,5 +92,5 @@ extension Duration {
     }
 
     /// This duration in whole milliseconds, saturating, for `poll(2)`.
-    var milliseconds: Int64 { nanoseconds / 1_000_000 }
+    public var milliseconds: Int64 { nanoseconds / 1_000_000 }
 }
