@@ -1,7 +1,7 @@
 /// JSON string literals, for the few places that write JSON by hand (log lines, JWT claims)
 /// rather than pulling in an encoder.
 public enum JSONString {
-    /// `text` as a JSON string literal, quotes included: `"`, `\\` and control characters escaped.
+    /// `text` as a JSON string literal, quotes included: `"`, `\` and control characters escaped.
     public static func quoted(_ text: String) -> String {
         var output = "\""
         for scalar in text.unicodeScalars {

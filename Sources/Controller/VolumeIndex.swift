@@ -70,8 +70,12 @@ actor VolumeIndex {
     /// until `release(gid:)`; nil when the range is exhausted.
     func reserveGID(in range: ClosedRange<Int>) -> Int? {
         let used = Set(byID.values.map(\.gid)).union(reservedGIDs)
-        // Heketi accepts at most 2147483646.
-        guard let gid = range.clamped(to: 1...2_147_483_646).first(where: { !used.contains($0) }) else {
+        // Heketi accepts at most 2147483646; a range entirely above that has no usable GID (clamping
+        // it would hand out a GID outside the StorageClass's range).
+        let highest = min(range.upperBound, 2_147_483_646)
+        guard range.lowerBound <= highest,
+            let gid = (range.lowerBound...highest).first(where: { !used.contains($0) })
+        else {
             return nil
         }
         reservedGIDs.insert(gid)

@@ -1,6 +1,7 @@
 """The real binary over its Unix socket: Identity values, dispatch errors, limits, concurrency."""
 
 import threading
+import time
 
 import grpc
 import pytest
@@ -119,8 +120,6 @@ def test_client_cancellation_reaches_the_handler(driver):
 
 
 def wait_for_log(driver, text, timeout):
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if text in driver.log():

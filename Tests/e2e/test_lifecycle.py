@@ -43,9 +43,9 @@ def test_sigterm_lets_calls_in_flight_finish_and_exits_zero(csi, start_driver):
 
 
 def test_grace_period_expiry_cancels_calls_and_still_exits_cleanly(start_driver):
-    driver = start_driver("--enable-test-hooks", "--shutdown-grace", "0")
+    driver = start_driver("--enable-test-hooks", "--shutdown-grace", "0", "--log-level", "debug")
     future = sleep_call(driver).future(duration_pb2.Duration(seconds=30))
-    time.sleep(0.3)
+    wait_for_log(driver, "rpc started rpc.method=/glusterfs.csi.test.v1.TestHooks/Sleep", timeout=5)
     started = time.monotonic()
     driver.process.send_signal(signal.SIGTERM)
     assert driver.process.wait(timeout=10) == 0
