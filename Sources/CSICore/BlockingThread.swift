@@ -2,23 +2,24 @@ import Dispatch
 import Glibc
 import Synchronization
 
-/// Runs blocking system calls on a thread of their own, never on Swift's cooperative pool.
+/// Runs blocking system calls on threads of their own, never on Swift's cooperative pool.
 ///
 /// The cooperative pool has one thread per core (two on a small node). A `waitpid` on a mount, a
 /// `stat` on a dead FUSE mount that never returns, or a `curl_easy_perform` waiting for Heketi
-/// would starve every other RPC if it ran there. A fresh detached pthread per call costs tens of
-/// microseconds — noise next to a mount or an HTTP exchange — and, unlike a fixed pool, never
-/// makes fast work queue behind slow work. Concurrency is bounded above this layer (per-volume
-/// locks, the Heketi client's limiter).
+/// would starve every other RPC if it ran there. Each call gets a thread to itself — a parked one
+/// when one is idle, a new one otherwise — so fast work never queues behind slow work. Parking
+/// matters for the controller: one CreateVolume/DeleteVolume pair makes five Heketi requests, and
+/// creating a thread for each cost more than the request to a local Heketi. Concurrency is
+/// bounded above this layer (per-volume locks, the Heketi client's limiter).
 public enum BlockingThread {
-    /// Runs `body` on a new thread and returns its result.
+    /// Runs `body` on a thread of its own and returns its result.
     public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             start { continuation.resume(returning: body()) }
         }
     }
 
-    /// Runs `body` on a new thread and returns its result, or `nil` if it has not finished after
+    /// Runs `body` on a thread of its own and returns its result, or `nil` if it has not finished after
     /// `timeout`.
     ///
     /// On timeout the thread is abandoned, not stopped: a thread stuck in a syscall on a dead FUSE
@@ -35,33 +36,10 @@ public enum BlockingThread {
         }
     }
 
-    /// Starts a detached pthread running `body` (for callers that resume their own continuation).
+    /// Runs `body` on a thread of its own (for callers that resume their own continuation).
     public static func start(_ body: @escaping @Sendable () -> Void) {
-        // The closure is boxed and its +1 reference handed to the new thread, which takes it back
-        // (takeRetainedValue) — ownership moves across the pthread boundary exactly once.
-        let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        var thread = pthread_t()
-        let status = pthread_create(
-            &thread, &attributes,
-            { argument in
-                Unmanaged<ThreadBody>.fromOpaque(argument!).takeRetainedValue().body()
-                return nil
-            }, box)
-        if status != 0 {
-            // Out of threads: running inline blocks a pool thread, but losing the work would be
-            // worse (a continuation never resumed hangs the RPC forever).
-            Unmanaged<ThreadBody>.fromOpaque(box).takeRetainedValue().body()
-        }
+        ThreadCache.shared.run(body)
     }
-}
-
-private final class ThreadBody: Sendable {
-    let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }
 
 /// Resumes a continuation at most once, from whichever of several racing threads gets there first.
