@@ -15,15 +15,20 @@ public struct ControllerConfiguration: Sendable {
     /// How long one CreateVolume/DeleteVolume/ControllerExpandVolume waits for Heketi when the
     /// CO gave no deadline. The Heketi operation itself continues in the background past it.
     public var defaultWait: Duration
+    /// How old the volume index may be when a new name is created before it is caught up with
+    /// Heketi (see `VolumeIndex`): how long a volume made outside this controller can go unseen
+    /// when a GID is chosen.
+    public var indexMaxAge: Duration
 
     public init(
         defaultHeketiURL: String? = nil, defaultUser: String = "admin", defaultKey: String? = nil,
-        defaultWait: Duration = .seconds(60)
+        defaultWait: Duration = .seconds(60), indexMaxAge: Duration = .seconds(60)
     ) {
         self.defaultHeketiURL = defaultHeketiURL
         self.defaultUser = defaultUser
         self.defaultKey = defaultKey
         self.defaultWait = defaultWait
+        self.indexMaxAge = indexMaxAge
     }
 }
 

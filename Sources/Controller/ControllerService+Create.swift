@@ -48,10 +48,10 @@ extension ControllerService {
         let volume = try await creates.run(
             key: endpoint.url + "|" + name.value, subject: "volume \(name) on Heketi \(endpoint.url)",
             deadline: waitDeadline(context)
-        ) { [logger] in
+        ) { [logger, indexMaxAge = configuration.indexMaxAge] in
             try await Self.provision(
                 name: name, sizeGiB: sizeGiB, parameters: parameters, source: source, heketi: heketi, index: index,
-                logger: logger)
+                indexMaxAge: indexMaxAge, logger: logger)
         }
         return try response(
             volume, request: request, sizeGiB: sizeGiB, parameters: parameters, recordedURL: recordedURL,
@@ -62,9 +62,15 @@ extension ControllerService {
     /// background task of the operation tracker.
     private static func provision(
         name: HeketiVolumeName, sizeGiB: Int, parameters: StorageClassParameters, source: CloneSource?,
-        heketi: any HeketiAPI, index: VolumeIndex, logger: Logger
+        heketi: any HeketiAPI, index: VolumeIndex, indexMaxAge: Duration, logger: Logger
     ) async throws -> HeketiVolume {
-        try await index.catchUp(with: heketi)
+        if source != nil {
+            // Heketi would clone twice under one name: only the index can tell it already exists.
+            try await index.catchUp(with: heketi)
+        } else {
+            // Heketi refuses a create whose name is taken, so an old index loses nothing here.
+            try await index.catchUp(with: heketi, ifOlderThan: indexMaxAge)
+        }
         if let existing = await index.volume(named: name.value) {
             logger.info("adopting existing heketi volume", metadata: ["heketi.id": "\(existing.id)"])
             return existing

@@ -33,6 +33,32 @@ public final class ControllerService: Sendable {
         context.deadline ?? .now + configuration.defaultWait
     }
 
+    /// Reads the default Heketi's volumes into the index in the background, so the first
+    /// CreateVolume after a start does not wait for one request per existing volume. A failure is
+    /// only logged: the first CreateVolume then builds the index itself.
+    public func buildIndexInBackground(logger: Logger) {
+        guard configuration.defaultHeketiURL != nil, let endpoint = try? connections.endpoint(url: nil) else { return }
+        let heketi = connections.client(for: endpoint)
+        let index = connections.index(for: endpoint)
+        Task {
+            let started = ContinuousClock.now
+            do {
+                try await index.catchUp(with: heketi)
+                let count = await index.count
+                logger.info(
+                    "volume index built",
+                    metadata: [
+                        "heketi.url": "\(endpoint.url)", "volumes": "\(count)",
+                        "ms": "\((ContinuousClock.now - started).milliseconds)",
+                    ])
+            } catch {
+                logger.warning(
+                    "cannot read Heketi's volumes yet; the first CreateVolume will",
+                    metadata: ["heketi.url": "\(endpoint.url)", "error": "\(error)"])
+            }
+        }
+    }
+
     /// What this controller supports. LIST_VOLUMES needs a default Heketi, because ListVolumes
     /// carries neither parameters nor secrets.
     public func capabilities(

@@ -3,16 +3,27 @@ import Heketi
 /// What the controller knows of one Heketi's volumes: name → volume, and the GIDs in use.
 ///
 /// Heketi's `GET /volumes` lists IDs only, so finding a volume by name would cost one request per
-/// volume. The index is built once from Heketi, kept current by the controller's own creates,
-/// expansions and deletes, and caught up incrementally (one list request plus one request per
-/// volume it has not seen) before each create of a name it does not know — so a repeated
-/// CreateVolume costs no scan, and volumes made by others are still noticed before a GID is chosen.
+/// volume. The index is built once from Heketi (in the background when the controller starts, or
+/// by the first create), kept current by the controller's own creates, expansions and deletes,
+/// and caught up incrementally (one list request plus one request per volume it has not seen):
+///
+/// - before a create of an unknown name, only when the last catch-up is older than a maximum age.
+///   The controller's own volumes are always in the index, so their GIDs stay unique; the age
+///   bounds how long a volume someone else created (heketi-cli, another cluster) can go unseen
+///   when a GID is chosen. A name held by a volume the index has not seen is not lost either:
+///   Heketi refuses the create ("already in use") and the controller catches up and adopts it.
+/// - before every clone, because Heketi does not refuse a clone whose name is taken.
+/// - when Heketi says a name is in use.
+///
+/// So a repeated CreateVolume costs no scan, and a new name costs no list in steady state.
 actor VolumeIndex {
     private var byID: [String: HeketiVolume] = [:]
     private var idByName: [String: String] = [:]
     /// GIDs handed out for creates that have not finished yet.
     private var reservedGIDs: Set<Int> = []
     private var catchingUp: Task<Void, any Error>?
+    /// When the last successful catch-up listed Heketi's volumes; nil before the first.
+    private var listedAt: ContinuousClock.Instant?
 
     /// The volume with this Heketi name, if the index knows one. Costs no request.
     func volume(named name: String) -> HeketiVolume? {
@@ -22,6 +33,15 @@ actor VolumeIndex {
     func volume(id: String) -> HeketiVolume? { byID[id] }
 
     var count: Int { byID.count }
+
+    /// True once a catch-up has completed.
+    var isBuilt: Bool { listedAt != nil }
+
+    /// Catches up unless the last catch-up started less than `maxAge` ago.
+    func catchUp(with heketi: any HeketiAPI, ifOlderThan maxAge: Duration) async throws {
+        if let listedAt, ContinuousClock.now - listedAt < maxAge { return }
+        try await catchUp(with: heketi)
+    }
 
     /// Brings the index up to date with Heketi: fetches volumes it has not seen, drops deleted ones.
     /// Concurrent callers share one catch-up.
@@ -36,6 +56,7 @@ actor VolumeIndex {
     }
 
     private func fetchChanges(from heketi: any HeketiAPI) async throws {
+        let started = ContinuousClock.now
         let ids = Set(try await heketi.volumeIDs())
         for id in byID.keys where !ids.contains(id) {
             remove(id: id)
@@ -46,6 +67,7 @@ actor VolumeIndex {
                 record(volume)
             }
         }
+        listedAt = started
     }
 
     func record(_ volume: HeketiVolume) {

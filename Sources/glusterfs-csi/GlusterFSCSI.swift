@@ -119,8 +119,9 @@ struct GlusterFSCSI: AsyncParsableCommand {
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
 
         let server: UnaryServer
+        let services: Services
         do {
-            let services = try Services(configuration: configuration, logger: logger)
+            services = try Services(configuration: configuration, logger: logger)
             server = try UnaryServer(
                 endpoint: configuration.endpoint,
                 router: Routes.router(for: configuration, controller: services.controller, node: services.node),
@@ -136,6 +137,7 @@ struct GlusterFSCSI: AsyncParsableCommand {
                 "driver": "\(configuration.driverName)", "node_id": "\(configuration.nodeID)",
                 "version": "\(DriverInfo.version)",
             ])
+        services.controller?.buildIndexInBackground(logger: logger)
 
         let signal = await signals.next()
         logger.info(

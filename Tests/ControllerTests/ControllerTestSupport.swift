@@ -8,10 +8,12 @@ let heketiURL = "http://heketi.test:8080"
 let gib: Int64 = 1 << 30
 
 func makeService(
-    _ heketi: FakeHeketi, defaultURL: String? = heketiURL, defaultWait: Duration = .seconds(30)
+    _ heketi: FakeHeketi, defaultURL: String? = heketiURL, defaultWait: Duration = .seconds(30),
+    indexMaxAge: Duration = .seconds(60)
 ) -> ControllerService {
     ControllerService(
-        configuration: ControllerConfiguration(defaultHeketiURL: defaultURL, defaultKey: "k", defaultWait: defaultWait),
+        configuration: ControllerConfiguration(
+            defaultHeketiURL: defaultURL, defaultKey: "k", defaultWait: defaultWait, indexMaxAge: indexMaxAge),
         makeClient: { _ in heketi })
 }
 

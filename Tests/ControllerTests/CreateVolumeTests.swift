@@ -132,12 +132,59 @@ import Testing
         }
         #expect(error?.code == .aborted)
         #expect(error?.message.contains("/operations/pending/cleanup") == true)
-        // When Heketi finishes that operation, the retry adopts its volume.
+        // When Heketi finishes that operation, the retry adopts its volume (Heketi refuses the
+        // retry's create, because the name is taken) instead of making a second one.
         heketi.state.withLock { _ = $0.heldNames.remove(name) }
-        heketi.seed(name: name)
+        let finished = heketi.seed(name: name)
         let response = try await service.createVolume(createRequest("pvc-stale"), context: context())
-        #expect(response.volume.volumeContext["glusterVolume"] == name)
-        #expect(heketi.calls("POST /volumes") == 1)
+        #expect(response.volume.volumeContext["heketiVolumeID"] == finished.id)
+        #expect(heketi.volumes.count == 1)
+    }
+
+    @Test func newNamesCostNoListWhileTheIndexIsFresh() async throws {
+        let heketi = FakeHeketi()
+        for index in 0..<5 { heketi.seed(name: "other-\(index)") }
+        let service = makeService(heketi)
+        _ = try await service.createVolume(createRequest("pvc-a"), context: context())
+        #expect(heketi.calls("GET /volumes") == 1 + 5, "the first create builds the index: \(heketi.calls)")
+        let before = heketi.calls.count
+        _ = try await service.createVolume(createRequest("pvc-b"), context: context())
+        #expect(Array(heketi.calls[before...]) == [heketi.calls[before]], "one POST, nothing else")
+        #expect(heketi.calls[before].hasPrefix("POST /volumes"))
+    }
+
+    @Test func anOldIndexIsCaughtUpBeforeAGIDIsChosen() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi, indexMaxAge: .zero)
+        let first = try await service.createVolume(createRequest("pvc-a"), context: context())
+        #expect(first.volume.volumeContext["gid"] == "2000")
+        // Someone else takes the next GID; an index older than its maximum age notices.
+        heketi.seed(name: "made-with-heketi-cli", gid: 2001)
+        let second = try await service.createVolume(createRequest("pvc-b"), context: context())
+        #expect(second.volume.volumeContext["gid"] == "2002")
+    }
+
+    @Test func theIndexIsBuiltInTheBackgroundAtStart() async throws {
+        let heketi = FakeHeketi()
+        for index in 0..<5 { heketi.seed(name: "other-\(index)") }
+        let service = makeService(heketi)
+        service.buildIndexInBackground(logger: context().logger)
+        for _ in 0..<500 where heketi.calls.count < 6 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(heketi.calls("GET /volumes") == 1 + 5)
+        let before = heketi.calls.count
+        _ = try await service.createVolume(createRequest("pvc-a"), context: context())
+        #expect(heketi.calls.count - before == 1, "only the POST: \(heketi.calls[before...])")
+    }
+
+    @Test func aBackgroundBuildThatFailsLeavesItToTheFirstCreate() async throws {
+        let heketi = FakeHeketi()
+        heketi.seed(name: "other")
+        heketi.state.withLock { $0.failLists = 1 }
+        let service = makeService(heketi)
+        service.buildIndexInBackground(logger: context().logger)
+        for _ in 0..<500 where heketi.calls.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        _ = try await service.createVolume(createRequest("pvc-a"), context: context())
+        #expect(heketi.calls("GET /volumes") == 2 + 1, "a second list, then the one volume: \(heketi.calls)")
     }
 
     @Test func gidsAreUniqueAndSkipThoseInUse() async throws {
@@ -206,6 +253,19 @@ import Testing
         // Repeating the clone does not clone twice (Heketi would allow a duplicate name).
         _ = try await service.createVolume(request, context: context())
         #expect(heketi.calls.filter { $0.contains("/clone") }.count == 1)
+    }
+
+    @Test func aCloneLeftByAKilledControllerIsAdoptedEvenWithAFreshIndex() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi)
+        let source = try await service.createVolume(createRequest("pvc-src"), context: context())
+        // A clone finished in Heketi after the index was built (its controller was killed).
+        let orphan = heketi.seed(name: try await heketiName(of: "pvc-clone"))
+        var request = createRequest("pvc-clone")
+        request.volumeContentSource.volume.volumeID = source.volume.volumeID
+        let clone = try await service.createVolume(request, context: context())
+        #expect(clone.volume.volumeContext["heketiVolumeID"] == orphan.id)
+        #expect(!heketi.calls.contains { $0.contains("/clone") })
     }
 
     @Test func cloneOfAMissingSourceIsNotFound() async throws {

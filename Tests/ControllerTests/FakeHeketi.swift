@@ -18,6 +18,8 @@ final class FakeHeketi: HeketiAPI, Sendable {
         /// The next create finds its name just taken by a volume that appears at that moment, as
         /// when a pending Heketi operation for the same name completes.
         var raceOnCreate = false
+        /// The next N `GET /volumes` fail as if Heketi were down.
+        var failLists = 0
     }
 
     let state = Mutex(State())
@@ -52,7 +54,13 @@ final class FakeHeketi: HeketiAPI, Sendable {
 
     func volumeIDs() async throws(HeketiError) -> [String] {
         record("GET /volumes")
-        return state.withLock { Array($0.volumes.keys) }
+        return try state.withLock { state throws(HeketiError) -> [String] in
+            if state.failLists > 0 {
+                state.failLists -= 1
+                throw .unreachable("connection refused")
+            }
+            return Array(state.volumes.keys)
+        }
     }
 
     func volume(id: String) async throws(HeketiError) -> HeketiVolume {
