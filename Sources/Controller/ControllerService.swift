@@ -35,12 +35,16 @@ public final class ControllerService: Sendable {
 
     /// Reads the default Heketi's volumes into the index in the background, so the first
     /// CreateVolume after a start does not wait for one request per existing volume. A failure is
-    /// only logged: the first CreateVolume then builds the index itself.
-    public func buildIndexInBackground(logger: Logger) {
-        guard configuration.defaultHeketiURL != nil, let endpoint = try? connections.endpoint(url: nil) else { return }
+    /// only logged: the first CreateVolume then builds the index itself. Returns the task (nil
+    /// without a default Heketi), for tests.
+    @discardableResult
+    public func buildIndexInBackground(logger: Logger) -> Task<Void, Never>? {
+        guard configuration.defaultHeketiURL != nil, let endpoint = try? connections.endpoint(url: nil) else {
+            return nil
+        }
         let heketi = connections.client(for: endpoint)
         let index = connections.index(for: endpoint)
-        Task {
+        return Task {
             let started = ContinuousClock.now
             do {
                 try await index.catchUp(with: heketi)

@@ -35,8 +35,9 @@ final class OperationTracker<Value: Sendable>: Sendable {
             return (pending, true)
         }
         if isNew {
-            // Unstructured on purpose: the operation must not be cancelled with the RPC.
-            Task { pending.finish(await Result { try await operation() }) }
+            // Unstructured on purpose: the operation must not be cancelled with the RPC. It runs on
+            // a thread of its own, so its Heketi requests run back to back without thread hand-offs.
+            BlockingThread.task { pending.finish(await Result { try await operation() }) }
         } else if let earlier = pending.outcome {
             forget(key, pending)
             return try earlier.get()

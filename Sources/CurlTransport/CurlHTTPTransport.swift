@@ -2,8 +2,9 @@ import CCurlShim
 import CSICore
 import Synchronization
 
-/// The real `HTTPTransport`: libcurl's easy interface, one blocking transfer per request on a
-/// thread of its own (see `BlockingThread`), never on Swift's cooperative pool.
+/// The real `HTTPTransport`: libcurl's easy interface, one blocking transfer per request, never on
+/// Swift's cooperative pool: in place when the caller runs on a `DedicatedThreadExecutor`, on a
+/// thread of its own otherwise (see `BlockingThread`).
 ///
 /// - Redirects are never followed: the caller sees a 3xx and its `location` header.
 /// - http and https only; https verifies the peer against the system trust store plus, when given,
@@ -55,7 +56,12 @@ public final class CurlHTTPTransport: HTTPTransport {
         let easy = try checkOut()
         let caBundlePath = self.caBundlePath
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation {
+            // On a thread made for blocking work (a Heketi operation's own thread) the transfer
+            // runs in place; anywhere else it goes to a thread of its own.
+            if BlockingThread.mayBlockCurrentThread {
+                return easy.run(request, caBundlePath: caBundlePath)
+            }
+            return await withCheckedContinuation {
                 (continuation: CheckedContinuation<Result<HTTPResponse, HTTPTransportError>, Never>) in
                 BlockingThread.start {
                     continuation.resume(returning: easy.run(request, caBundlePath: caBundlePath))

@@ -168,8 +168,7 @@ import Testing
         let heketi = FakeHeketi()
         for index in 0..<5 { heketi.seed(name: "other-\(index)") }
         let service = makeService(heketi)
-        service.buildIndexInBackground(logger: context().logger)
-        for _ in 0..<500 where heketi.calls.count < 6 { try await Task.sleep(for: .milliseconds(10)) }
+        await service.buildIndexInBackground(logger: context().logger)?.value
         #expect(heketi.calls("GET /volumes") == 1 + 5)
         let before = heketi.calls.count
         _ = try await service.createVolume(createRequest("pvc-a"), context: context())
@@ -181,10 +180,10 @@ import Testing
         heketi.seed(name: "other")
         heketi.state.withLock { $0.failLists = 1 }
         let service = makeService(heketi)
-        service.buildIndexInBackground(logger: context().logger)
-        for _ in 0..<500 where heketi.calls.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        await service.buildIndexInBackground(logger: context().logger)?.value
         _ = try await service.createVolume(createRequest("pvc-a"), context: context())
         #expect(heketi.calls("GET /volumes") == 2 + 1, "a second list, then the one volume: \(heketi.calls)")
+        #expect(makeService(heketi, defaultURL: nil).buildIndexInBackground(logger: context().logger) == nil)
     }
 
     @Test func gidsAreUniqueAndSkipThoseInUse() async throws {

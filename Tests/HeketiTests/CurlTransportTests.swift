@@ -149,6 +149,38 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
         }
     }
 
+    @Test func onAThreadMadeForBlockingTransfersRunInPlaceAndStillCancel() async throws {
+        try await withTinyServer { server in
+            let statuses = try await BlockingThread.task { [transport] () -> Result<[Int], HTTPTransportError> in
+                do throws(HTTPTransportError) {
+                    let first = try await transport.send(HTTPRequest(method: "GET", url: server.baseURL + "/peer"))
+                    let second = try await transport.send(HTTPRequest(method: "GET", url: server.baseURL + "/peer"))
+                    return .success([first.status, second.status, first.body == second.body ? 1 : 0])
+                } catch {
+                    return .failure(error)
+                }
+            }.value.get()
+            #expect(statuses == [200, 200, 1])
+
+            let slow = BlockingThread.task { [transport] () -> Result<HTTPResponse, HTTPTransportError> in
+                do throws(HTTPTransportError) {
+                    return .success(
+                        try await transport.send(
+                            HTTPRequest(method: "GET", url: server.baseURL + "/slow?s=5", timeout: .seconds(10))))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            let (result, took) = await elapsed {
+                slow.cancel()
+                return await slow.value
+            }
+            #expect(throws: HTTPTransportError.failed("the request was cancelled")) { _ = try result.get() }
+            #expect(took < .seconds(3))
+        }
+    }
+
     @Test func oversizedBodiesFail() async throws {
         let small = CurlHTTPTransport(maxBodyBytes: 100)
         try await withTinyServer { server in
