@@ -1,4 +1,3 @@
-import Dispatch
 import Glibc
 import Synchronization
 
@@ -29,10 +28,11 @@ public enum BlockingThread {
         await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
             // Whoever comes first (the body or the timer) resumes; the other finds it done.
             let once = OnceResume(continuation)
-            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dispatchInterval) {
-                once.resume(nil)
+            let timer = DeadlineTimer.shared.schedule(at: .now + timeout) { once.resume(nil) }
+            start {
+                once.resume(body())
+                DeadlineTimer.shared.cancel(timer)
             }
-            start { once.resume(body()) }
         }
     }
 
@@ -56,11 +56,6 @@ private final class OnceResume<T: Sendable>: Sendable {
 }
 
 extension Duration {
-    /// This duration as a Dispatch interval (nanosecond precision, negative clamped to zero).
-    public var dispatchInterval: DispatchTimeInterval {
-        .nanoseconds(Int(clamping: max(0, nanoseconds)))
-    }
-
     /// This duration in whole nanoseconds, saturating.
     public var nanoseconds: Int64 {
         let (seconds, attoseconds) = components

@@ -15,13 +15,14 @@ public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
     private var jobs: [UnownedJob] = []
     private var head = 0
     private var closed = false
+    /// Whether the thread has been asked for (at the first job, which it is handed directly).
+    private var started = false
 
     public init() {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         jobsReady = .allocate(capacity: 1)
         pthread_cond_init(jobsReady, nil)
-        ThreadCache.shared.run { [self] in serve() }
     }
 
     deinit {
@@ -46,15 +47,21 @@ public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
             return
         }
         jobs.append(job)
-        pthread_cond_signal(jobsReady)
-        pthread_mutex_unlock(mutex)
+        if started {
+            pthread_cond_signal(jobsReady)
+            pthread_mutex_unlock(mutex)
+        } else {
+            started = true
+            pthread_mutex_unlock(mutex)
+            ThreadCache.shared.run { [self] in serve() }
+        }
     }
 
     /// Lets the thread go once the jobs already queued have run.
     public func close() {
         pthread_mutex_lock(mutex)
         closed = true
-        pthread_cond_signal(jobsReady)
+        if started { pthread_cond_signal(jobsReady) }
         pthread_mutex_unlock(mutex)
     }
 

@@ -103,11 +103,8 @@ final class PendingOperation<Value: Sendable>: Sendable {
             defer { state.nextWaiter += 1 }
             return state.nextWaiter
         }
-        let timer = Task {
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            self.expire(id)
-        }
-        defer { timer.cancel() }
+        let timer = DeadlineTimer.shared.schedule(at: deadline) { self.expire(id) }
+        defer { DeadlineTimer.shared.cancel(timer) }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let ready = state.withLock { state -> Result<Value, any Error>?? in
