@@ -5,9 +5,15 @@ import Glibc
 /// A Heketi operation is several blocking HTTP requests in a row (POST, queue polls, GET). Run
 /// from Swift's cooperative pool, each request would be handed to another thread and its answer
 /// handed back: two thread wake-ups per request, which cost about as much as the request itself
-/// to a nearby Heketi. A task that prefers this executor runs on its thread instead, and the
+/// to a nearby Heketi. Tasks that prefer this executor run on its thread instead, and the
 /// transport performs the requests right there (`BlockingThread.mayBlockCurrentThread`), back to
-/// back. The thread comes from `ThreadCache` and goes back there when the executor is closed.
+/// back.
+///
+/// Several tasks can share the thread: an RPC's handler and the operation it starts (which must
+/// outlive the RPC) run on one thread, so handing the outcome back to the handler wakes nobody.
+/// While one of them blocks, the others wait; that only delays an answer the client has stopped
+/// waiting for (gRPC answers an expired or cancelled call itself). The thread comes from
+/// `ThreadCache` with the first job and goes back when the last task using it has ended.
 public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
     /// Guards `jobs` and `closed`.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -17,6 +23,8 @@ public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
     private var closed = false
     /// Whether the thread has been asked for (at the first job, which it is handed directly).
     private var started = false
+    /// Tasks started on this executor that have not ended; it closes when this drops to zero.
+    private var users = 0
 
     public init() {
         mutex = .allocate(capacity: 1)
@@ -40,9 +48,9 @@ public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
             // Nothing should arrive after close (the task that preferred this executor has ended),
             // but a job must never be dropped: run it on a thread of its own.
             ThreadCache.shared.run { [self] in
-                BlockingThread.markCurrentThread(mayBlock: true)
+                Self.setCurrent(self)
                 job.runSynchronously(on: asUnownedTaskExecutor())
-                BlockingThread.markCurrentThread(mayBlock: false)
+                Self.setCurrent(nil)
             }
             return
         }
@@ -57,18 +65,32 @@ public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    /// Lets the thread go once the jobs already queued have run.
-    public func close() {
+    /// Starts `operation` as an unstructured task that prefers this executor. The thread is let go
+    /// once every task started here has ended.
+    func task<T: Sendable>(_ operation: @escaping @Sendable () async -> T) -> Task<T, Never> {
         pthread_mutex_lock(mutex)
-        closed = true
-        if started { pthread_cond_signal(jobsReady) }
+        users += 1
+        pthread_mutex_unlock(mutex)
+        return Task(executorPreference: self) {
+            defer { self.taskEnded() }
+            return await operation()
+        }
+    }
+
+    private func taskEnded() {
+        pthread_mutex_lock(mutex)
+        users -= 1
+        if users == 0 {
+            closed = true
+            if started { pthread_cond_signal(jobsReady) }
+        }
         pthread_mutex_unlock(mutex)
     }
 
     /// The thread's loop: run jobs in order until closed and drained.
     private func serve() {
-        BlockingThread.markCurrentThread(mayBlock: true)
-        defer { BlockingThread.markCurrentThread(mayBlock: false) }
+        Self.setCurrent(self)
+        defer { Self.setCurrent(nil) }
         pthread_mutex_lock(mutex)
         while true {
             while head == jobs.count && !closed {
@@ -89,32 +111,37 @@ public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
     }
 }
 
+extension DedicatedThreadExecutor {
+    /// The executor whose thread is running the caller, if any (not retained: while a job of it
+    /// runs, a task keeps it alive).
+    static var current: DedicatedThreadExecutor? {
+        pthread_getspecific(currentKey).map { Unmanaged<DedicatedThreadExecutor>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    fileprivate static func setCurrent(_ executor: DedicatedThreadExecutor?) {
+        pthread_setspecific(currentKey, executor.map { Unmanaged.passUnretained($0).toOpaque() })
+    }
+
+    private static let currentKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+}
+
 extension BlockingThread {
-    /// Starts `operation` as an unstructured task on a thread of its own (a
-    /// `DedicatedThreadExecutor`), where it may block. The thread is released when it ends.
+    /// Starts `operation` as an unstructured task on a thread where it may block: the calling
+    /// task's own when it runs on a `DedicatedThreadExecutor` (see there), a thread of its own
+    /// otherwise.
     @discardableResult
     public static func task<T: Sendable>(_ operation: @escaping @Sendable () async -> T) -> Task<T, Never> {
-        let executor = DedicatedThreadExecutor()
-        return Task(executorPreference: executor) {
-            defer { executor.close() }
-            return await operation()
-        }
+        (DedicatedThreadExecutor.current ?? DedicatedThreadExecutor()).task(operation)
     }
 
     /// Whether the calling thread is one where blocking calls are allowed (a thread of a
     /// `DedicatedThreadExecutor`), so a blocking call can be made in place instead of handing it
     /// to another thread.
     public static var mayBlockCurrentThread: Bool {
-        pthread_getspecific(mayBlockKey) != nil
+        DedicatedThreadExecutor.current != nil
     }
-
-    static func markCurrentThread(mayBlock: Bool) {
-        pthread_setspecific(mayBlockKey, mayBlock ? UnsafeRawPointer(bitPattern: 1) : nil)
-    }
-
-    private static let mayBlockKey: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
 }

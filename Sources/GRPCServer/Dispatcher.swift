@@ -44,8 +44,10 @@ final class Dispatcher: Sendable {
             finish(call, outcome, context: context, level: route.logLevel, started: started, path: path)
         case .async(let body):
             inFlight.withLock { table in
-                // Inserted under the lock so a fast task cannot try to remove itself first.
-                table[call.key] = Task {
+                // Inserted under the lock so a fast task cannot try to remove itself first. Each call
+                // gets a thread of its own, where backend work may block (see
+                // DedicatedThreadExecutor): no hand-offs between threads while it runs.
+                table[call.key] = BlockingThread.task {
                     let outcome: Result<[UInt8], any Error>
                     do {
                         outcome = .success(try await body(request, context))

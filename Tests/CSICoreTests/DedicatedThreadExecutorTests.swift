@@ -32,6 +32,26 @@ struct DedicatedThreadExecutorTests {
         #expect(await counter.value == 3)
     }
 
+    @Test("a task started from such a task shares its thread and may outlive it")
+    func nestedTasksShareTheThread() async {
+        let threads = Mutex<[UInt]>([])
+        let release = Mutex(false)
+        let inner = await BlockingThread.task { () -> Task<Bool, Never> in
+            threads.withLock { $0.append(UInt(pthread_self())) }
+            return BlockingThread.task { () -> Bool in
+                // Runs after the outer task has ended, on the same thread.
+                for _ in 0..<500 where !release.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(2)) }
+                threads.withLock { $0.append(UInt(pthread_self())) }
+                return BlockingThread.mayBlockCurrentThread
+            }
+        }.value
+        release.withLock { $0 = true }
+        #expect(await inner.value)
+        let seen = threads.withLock { $0 }
+        #expect(seen.count == 2)
+        #expect(Set(seen).count == 1, "both tasks ran on one thread: \(seen)")
+    }
+
     @Test("tasks that block do not hold each other up")
     func blockedTasksRunSideBySide() async {
         let started = Mutex(0)
