@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,8 @@ def build_release_binary() -> Path:
     """The release binary, built like the Dockerfile builds it, in our own scratch directory."""
     command = ["swift", "build", "--scratch-path", str(SCRATCH), "-c", "release", "--static-swift-stdlib",
                "--product", "glusterfs-csi"]
-    result = run(command, cwd=REPO)
+    # As the Dockerfile's build stage: gRPC core linked statically (see Package.swift).
+    result = run(command, cwd=REPO, env={**os.environ, "GLUSTERFS_CSI_STATIC_GRPC": "1"})
     if result.returncode != 0:
         raise CheckFailed([f"cannot build the release binary ({' '.join(command)}):",
                            *result.stdout.splitlines()[-20:], *result.stderr.splitlines()[-20:]])

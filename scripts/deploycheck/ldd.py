@@ -147,6 +147,10 @@ def check_ldd(context: Context) -> str:
     problems(bool(builds) and all({"-c", "release", "--static-swift-stdlib"} <= set(b) for b in builds),
              "the build stage must run 'swift build -c release --static-swift-stdlib --product glusterfs-csi', "
              "as the checked binary was built")
+    static_grpc = any(instruction == "ENV" and re.search(r"\bGLUSTERFS_CSI_STATIC_GRPC[= ]\"?1\b", rest)
+                      for stage in builders for instruction, rest in stage.instructions)
+    problems(static_grpc, "the build stage must set ENV GLUSTERFS_CSI_STATIC_GRPC=1, as the checked binary was built "
+             "(gRPC core linked statically; the runtime stage does not install libgrpc29)")
     listed = set(installed_packages(runtime))
     problems(bool(listed), "the runtime stage installs no packages")
     dpkg = Dpkg()
