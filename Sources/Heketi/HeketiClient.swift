@@ -157,7 +157,7 @@ public final class HeketiClient: HeketiAPI {
     }
 
     /// `GET` a JSON body, retrying 429 for up to one request timeout.
-    func get<Body: Decodable>(_ apiPath: String, as type: Body.Type) async throws(HeketiError) -> Body {
+    func get<Body: HeketiResponseBody>(_ apiPath: String, as type: Body.Type) async throws(HeketiError) -> Body {
         let deadline = runtime.now() + configuration.requestTimeout
         let response = try await request("GET", apiPath, body: [], expecting: [200], deadline: deadline)
         do {

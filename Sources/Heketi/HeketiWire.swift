@@ -1,15 +1,28 @@
-import FoundationEssentials
+// The JSON bodies Heketi sends and accepts, and their conversion to the model types in
+// HeketiModel.swift. They are read and written with JSONValue/JSONFields (no Codable: see
+// JSONValue). Heketi is written in Go, so every list may arrive as `null` (a nil slice) and every
+// omitempty field may be missing: lists and optional fields read as optionals and default to
+// empty.
 
-// The JSON bodies Heketi sends and accepts, as small Codable structs, and their conversion to the
-// model types in HeketiModel.swift.
-//
-// JSON goes through FoundationEssentials' JSONEncoder/JSONDecoder: it is part of the toolchain on
-// Linux and, unlike full Foundation, pulls in no ICU or networking. Heketi is written in Go, so
-// every list may arrive as `null` (a nil slice) and every omitempty field may be missing: lists
-// and optional fields decode as optionals and default to empty.
+/// A body Heketi sends.
+protocol HeketiResponseBody {
+    init(json: JSONFields) throws(HeketiWireError)
+}
+
+/// A body sent to Heketi.
+protocol HeketiRequestBody {
+    var json: JSONValue { get }
+}
+
+/// `.object` of the fields that are present: nil (Go's omitempty) leaves a field out.
+private func object(_ fields: [String: JSONValue?]) -> JSONValue {
+    .object(fields.compactMapValues { $0 })
+}
+
+private func strings(_ values: [String]) -> JSONValue { .array(values.map(JSONValue.string)) }
 
 /// `POST /volumes`.
-struct VolumeCreateBody: Encodable, Equatable {
+struct VolumeCreateBody: HeketiRequestBody, Equatable {
     var size: Int
     var name: String
     var durability: DurabilityBody
@@ -27,15 +40,23 @@ struct VolumeCreateBody: Encodable, Equatable {
         glustervolumeoptions = request.glusterVolumeOptions.isEmpty ? nil : request.glusterVolumeOptions
         snapshot = request.snapshotFactor.map { SnapshotBody(enable: true, factor: $0) }
     }
+
+    var json: JSONValue {
+        object([
+            "size": .number(Double(size)), "name": .string(name), "durability": durability.json,
+            "gid": gid.map { .number(Double($0)) }, "clusters": clusters.map(strings),
+            "glustervolumeoptions": glustervolumeoptions.map(strings), "snapshot": snapshot?.json,
+        ])
+    }
 }
 
 /// Heketi's durability object, both in requests and in volume info.
-struct DurabilityBody: Codable, Equatable {
-    struct Replicate: Codable, Equatable {
+struct DurabilityBody: Equatable {
+    struct Replicate: Equatable {
         var replica: Int?
     }
 
-    struct Disperse: Codable, Equatable {
+    struct Disperse: Equatable {
         var data: Int?
         var redundancy: Int?
     }
@@ -57,6 +78,29 @@ struct DurabilityBody: Codable, Equatable {
         }
     }
 
+    init(json: JSONFields) throws(HeketiWireError) {
+        type = try json.string("type")
+        replicate = try json.object("replicate").map { (fields) throws(HeketiWireError) in
+            Replicate(replica: try fields.int("replica"))
+        }
+        disperse = try json.object("disperse").map { (fields) throws(HeketiWireError) in
+            Disperse(data: try fields.int("data"), redundancy: try fields.int("redundancy"))
+        }
+    }
+
+    var json: JSONValue {
+        object([
+            "type": type.map(JSONValue.string),
+            "replicate": replicate.map { object(["replica": $0.replica.map { .number(Double($0)) }]) },
+            "disperse": disperse.map {
+                object([
+                    "data": $0.data.map { .number(Double($0)) },
+                    "redundancy": $0.redundancy.map { .number(Double($0)) },
+                ])
+            },
+        ])
+    }
+
     /// The model value; nil for a type this client does not know.
     var model: Durability? {
         switch type ?? "" {
@@ -72,35 +116,41 @@ struct DurabilityBody: Codable, Equatable {
     }
 }
 
-struct SnapshotBody: Codable, Equatable {
+struct SnapshotBody: Equatable {
     var enable: Bool?
     var factor: Double?
+
+    init(enable: Bool?, factor: Double?) {
+        self.enable = enable
+        self.factor = factor
+    }
+
+    init(json: JSONFields) throws(HeketiWireError) {
+        enable = try json.bool("enable")
+        factor = try json.double("factor")
+    }
+
+    var json: JSONValue {
+        object(["enable": enable.map(JSONValue.bool), "factor": factor.map(JSONValue.number)])
+    }
 }
 
 /// `POST /volumes/{id}/expand`.
-struct VolumeExpandBody: Encodable, Equatable {
+struct VolumeExpandBody: HeketiRequestBody, Equatable {
     var expand_size: Int
+
+    var json: JSONValue { .object(["expand_size": .number(Double(expand_size))]) }
 }
 
 /// `POST /volumes/{id}/clone`.
-struct VolumeCloneBody: Encodable, Equatable {
+struct VolumeCloneBody: HeketiRequestBody, Equatable {
     var name: String
-}
 
-/// Skips any JSON value (used to count bricks without modelling them).
-struct IgnoredValue: Decodable {
-    init(from decoder: any Decoder) throws {}
+    var json: JSONValue { .object(["name": .string(name)]) }
 }
 
 /// `GET /volumes/{id}`.
-struct VolumeInfoBody: Decodable {
-    struct Mount: Decodable {
-        struct GlusterFS: Decodable {
-            var hosts: [String]?
-        }
-        var glusterfs: GlusterFS?
-    }
-
+struct VolumeInfoBody: HeketiResponseBody {
     var id: String
     var name: String
     var size: Int
@@ -109,8 +159,27 @@ struct VolumeInfoBody: Decodable {
     var durability: DurabilityBody?
     var glustervolumeoptions: [String]?
     var snapshot: SnapshotBody?
-    var mount: Mount?
-    var bricks: [IgnoredValue]?
+    /// `mount.glusterfs.hosts`.
+    var hosts: [String]?
+    /// Only counted.
+    var bricks: [JSONValue]?
+
+    init(json: JSONFields) throws(HeketiWireError) {
+        id = try json.requiredString("id")
+        name = try json.requiredString("name")
+        size = try json.requiredInt("size")
+        cluster = try json.string("cluster")
+        gid = try json.int("gid")
+        durability = try json.object("durability").map { (fields) throws(HeketiWireError) in
+            try DurabilityBody(json: fields)
+        }
+        glustervolumeoptions = try json.strings("glustervolumeoptions")
+        snapshot = try json.object("snapshot").map { (fields) throws(HeketiWireError) in
+            try SnapshotBody(json: fields)
+        }
+        hosts = try json.object("mount")?.object("glusterfs")?.strings("hosts")
+        bricks = try json.array("bricks")
+    }
 
     func model() throws(HeketiWireError) -> HeketiVolume {
         guard let durability = (durability ?? DurabilityBody(.none)).model else {
@@ -120,26 +189,40 @@ struct VolumeInfoBody: Decodable {
         let factor = snapshot?.enable == true ? snapshot?.factor : nil
         return HeketiVolume(
             id: id, name: name, sizeGiB: size, clusterID: cluster ?? "", gid: gid ?? 0, durability: durability,
-            hosts: mount?.glusterfs?.hosts ?? [], glusterVolumeOptions: options, snapshotFactor: factor,
+            hosts: hosts ?? [], glusterVolumeOptions: options, snapshotFactor: factor,
             brickCount: bricks?.count ?? 0)
     }
 }
 
 /// `GET /volumes`.
-struct VolumeListBody: Decodable {
+struct VolumeListBody: HeketiResponseBody {
     var volumes: [String]?
+
+    init(json: JSONFields) throws(HeketiWireError) {
+        volumes = try json.strings("volumes")
+    }
 }
 
 /// `GET /clusters`.
-struct ClusterListBody: Decodable {
+struct ClusterListBody: HeketiResponseBody {
     var clusters: [String]?
+
+    init(json: JSONFields) throws(HeketiWireError) {
+        clusters = try json.strings("clusters")
+    }
 }
 
 /// `GET /clusters/{id}`.
-struct ClusterInfoBody: Decodable {
+struct ClusterInfoBody: HeketiResponseBody {
     var id: String?
     var nodes: [String]?
     var volumes: [String]?
+
+    init(json: JSONFields) throws(HeketiWireError) {
+        id = try json.string("id")
+        nodes = try json.strings("nodes")
+        volumes = try json.strings("volumes")
+    }
 
     func model(requestedID: String) -> HeketiCluster {
         HeketiCluster(id: id ?? requestedID, nodeIDs: nodes ?? [], volumeIDs: volumes ?? [])
@@ -147,36 +230,47 @@ struct ClusterInfoBody: Decodable {
 }
 
 /// `GET /nodes/{id}`.
-struct NodeInfoBody: Decodable {
-    struct Hostnames: Decodable {
-        var manage: [String]?
-        var storage: [String]?
-    }
-
-    struct Device: Decodable {
-        struct Storage: Decodable {
-            var total: Int?
-            var free: Int?
-            var used: Int?
-        }
+struct NodeInfoBody: HeketiResponseBody {
+    struct Device {
         var name: String?
-        var storage: Storage?
+        var totalKiB: Int?
+        var freeKiB: Int?
         var state: String?
     }
 
     var id: String?
     var cluster: String?
-    var hostnames: Hostnames?
+    /// `hostnames.storage`.
+    var storageHostnames: [String]?
     var state: String?
     var devices: [Device]?
 
+    init(json: JSONFields) throws(HeketiWireError) {
+        id = try json.string("id")
+        cluster = try json.string("cluster")
+        storageHostnames = try json.object("hostnames")?.strings("storage")
+        state = try json.string("state")
+        var devices: [Device]?
+        if let objects = try json.objects("devices") {
+            devices = []
+            for device in objects {
+                let storage = try device.object("storage")
+                devices?.append(
+                    Device(
+                        name: try device.string("name"), totalKiB: try storage?.int("total"),
+                        freeKiB: try storage?.int("free"), state: try device.string("state")))
+            }
+        }
+        self.devices = devices
+    }
+
     func model(requestedID: String) -> HeketiNode {
         HeketiNode(
-            id: id ?? requestedID, clusterID: cluster ?? "", storageHostnames: hostnames?.storage ?? [],
+            id: id ?? requestedID, clusterID: cluster ?? "", storageHostnames: storageHostnames ?? [],
             online: state == "online",
             devices: (devices ?? []).map { device in
                 HeketiNode.Device(
-                    name: device.name ?? "", totalKiB: device.storage?.total ?? 0, freeKiB: device.storage?.free ?? 0,
+                    name: device.name ?? "", totalKiB: device.totalKiB ?? 0, freeKiB: device.freeKiB ?? 0,
                     online: device.state == "online")
             })
     }
@@ -189,37 +283,13 @@ struct HeketiWireError: Error, Equatable {
 }
 
 enum HeketiJSON {
-    static func encode<Body: Encodable>(_ body: Body) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        // Encoding these plain structs cannot fail (no non-finite floats reach here: the snapshot
-        // factor is validated by the caller and Heketi refuses it anyway).
-        return (try? Array(encoder.encode(body))) ?? Array("{}".utf8)
+    static func encode(_ body: some HeketiRequestBody) -> [UInt8] {
+        body.json.text
     }
 
-    static func decode<Body: Decodable>(_ type: Body.Type, from bytes: [UInt8]) throws(HeketiWireError) -> Body {
-        do {
-            return try JSONDecoder().decode(type, from: Data(bytes))
-        } catch let error as DecodingError {
-            throw HeketiWireError(describe(error))
-        } catch {
-            throw HeketiWireError("not JSON")
-        }
-    }
-
-    /// A short description of a decoding failure: the path of the bad field and what was wrong.
-    private static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-            return keys.isEmpty ? "the body" : keys.joined(separator: ".")
-        }
-        switch error {
-        case .typeMismatch(_, let context): return "unexpected type at \(path(context))"
-        case .valueNotFound(_, let context): return "null at \(path(context))"
-        case .keyNotFound(let key, let context):
-            return "missing field '\(key.stringValue)'" + (context.codingPath.isEmpty ? "" : " in \(path(context))")
-        case .dataCorrupted(let context): return "malformed JSON at \(path(context))"
-        @unknown default: return "unreadable JSON"
-        }
+    static func decode<Body: HeketiResponseBody>(
+        _ type: Body.Type, from bytes: [UInt8]
+    ) throws(HeketiWireError) -> Body {
+        try Body(json: JSONFields(JSONValue(parsing: bytes)))
     }
 }
