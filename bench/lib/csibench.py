@@ -27,9 +27,11 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def build_binary() -> Path:
     print(f"building the release binary (scratch path {SCRATCH}) ...", file=sys.stderr, flush=True)
+    # The configuration the image ships (Dockerfile): static Swift runtime, static gRPC core.
     subprocess.run(
-        ["swift", "build", "-c", "release", "--scratch-path", SCRATCH, "--product", "glusterfs-csi"],
-        cwd=REPO, check=True, stdout=sys.stderr,
+        ["swift", "build", "-c", "release", "--static-swift-stdlib", "--scratch-path", SCRATCH, "--product",
+         "glusterfs-csi"],
+        cwd=REPO, check=True, stdout=sys.stderr, env={**os.environ, "GLUSTERFS_CSI_STATIC_GRPC": "1"},
     )
     return DEFAULT_BINARY
 
