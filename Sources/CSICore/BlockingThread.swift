@@ -11,9 +11,12 @@ import Synchronization
 /// creating a thread for each cost more than the request to a local Heketi. Concurrency is
 /// bounded above this layer (per-volume locks, the Heketi client's limiter).
 public enum BlockingThread {
-    /// Runs `body` on a thread of its own and returns its result.
+    /// Runs `body` on a thread where it may block and returns its result: in place when the caller
+    /// already runs on such a thread (a `DedicatedThreadExecutor`'s), on a thread of its own
+    /// otherwise.
     public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
+        if mayBlockCurrentThread { return body() }
+        return await withCheckedContinuation { continuation in
             start { continuation.resume(returning: body()) }
         }
     }
