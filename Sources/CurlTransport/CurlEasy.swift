@@ -147,7 +147,7 @@ final class CurlEasy: @unchecked Sendable {
 
     private func check(_ code: CURLcode, _ option: CURLoption) throws(HTTPTransportError) {
         guard code == CURLE_OK else {
-            throw .failed("libcurl refused option \(option.rawValue): \(String(cString: curl_easy_strerror(code)))")
+            throw .failed("libcurl refused option \(option.rawValue): \(String(cString: ccurl_strerror(code)))")
         }
     }
 

@@ -1,7 +1,9 @@
 import CSICore
-import CurlTransport
 import Foundation
 import Testing
+
+@testable import CurlTransport
+@testable import Heketi
 
 private func withTinyServer<T>(
     tls: (cert: String, key: String)? = nil, _ body: (PythonServer) async throws -> T
@@ -231,6 +233,51 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
         } throws: { error in
             guard case .failed = error as? HTTPTransportError else { return false }
             return true
+        }
+    }
+}
+
+/// The shim loads libcurl with dlopen on first use; a library that cannot serve fails requests
+/// with a message naming the package to install, which reaches the CSI caller as UNAVAILABLE.
+@Suite struct CurlLibraryTests {
+    @Test func theRealLibraryLoads() {
+        #expect(CurlLibrary.name == "libcurl.so.4")
+        #expect(CurlLibrary.loadFailure(of: CurlLibrary.name) == nil)
+        #expect(CurlLibrary.initialise() == nil)
+    }
+
+    // A name as long as the real one: Heketi errors keep the first 200 characters of a reason.
+    private let missing = "libnocurl.so.4"
+
+    @Test func aMissingLibraryIsAnErrorThatSaysWhatToInstall() {
+        let name = missing
+        #expect(
+            CurlLibrary.loadFailure(of: name)
+                == "\(name) could not be loaded (\(name): cannot open shared object file: No such file or directory): "
+                + "install libcurl4 (Debian: apt-get install libcurl4)")
+    }
+
+    @Test func aLibraryWithoutLibcurlsFunctionsIsRefused() throws {
+        // zlib is on every system that has libcurl, and has none of its functions.
+        let message = try #require(CurlLibrary.loadFailure(of: "libz.so.1"))
+        #expect(message.hasPrefix("libz.so.1 has no curl_global_init ("))
+        #expect(message.contains("undefined symbol: curl_global_init"))
+        #expect(message.hasSuffix("): install libcurl4 (Debian: apt-get install libcurl4)"))
+    }
+
+    @Test func theLoadFailureReachesTheCSICallerAsUnavailableWithTheFix() async throws {
+        let failure = try #require(CurlLibrary.loadFailure(of: missing))
+        // What CurlHTTPTransport.send throws when its library failed to load.
+        let transport = ScriptedTransport { _, _ in .failure(.failed(failure)) }
+        let client = testClient(transport, runtime: ManualRuntime())
+        do {
+            _ = try await client.volumeIDs()
+            Issue.record("the request succeeded without libcurl")
+        } catch {
+            let csi = error.csiError
+            #expect(csi.code == .unavailable)
+            #expect(csi.message.contains("(\(missing) could not be loaded ("))
+            #expect(csi.message.contains("install libcurl4 (Debian: apt-get install libcurl4))"))
         }
     }
 }
