@@ -237,6 +237,82 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
     }
 }
 
+/// A server that answers every request with an interim 100 Continue (with a header of its own)
+/// before the real answer, written raw because Python's http.server cannot.
+private let interimServerScript = #"""
+    import argparse, os
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def log_message(self, *args):
+            pass
+        def do_GET(self):
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\nX-Interim: yes\r\nX-Both: interim\r\n\r\n"
+                             b"HTTP/1.1 200 OK\r\nX-Final: yes\r\nX-Both: final\r\nContent-Length: 2\r\n\r\nok")
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port-file", required=True)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write(str(server.server_address[1]))
+    os.rename(args.port_file + ".tmp", args.port_file)
+    server.serve_forever()
+    """#
+
+extension CurlTransportTests {
+    @Test func onlyTheFinalResponsesHeadersCount() async throws {
+        let script = try PythonServer.writeScript(interimServerScript, name: "interim_server.py")
+        defer { try? FileManager.default.removeItem(atPath: (script as NSString).deletingLastPathComponent) }
+        try await PythonServer.run(script: script, arguments: []) { server in
+            let response = try await transport.send(HTTPRequest(method: "GET", url: server.baseURL + "/"))
+            #expect(response.status == 200)
+            #expect(response.body == Array("ok".utf8))
+            #expect(response.headers["x-final"] == "yes")
+            #expect(response.headers["x-both"] == "final")
+            #expect(response.headers["x-interim"] == nil)
+        }
+    }
+}
+
+/// `CurlEasy.parseHeaders` on header blocks as the shim collects them.
+@Suite struct HeaderParsingTests {
+    private func parse(_ block: String) -> [String: String] {
+        Array(block.utf8).withUnsafeBytes { CurlEasy.parseHeaders($0) }
+    }
+
+    @Test(arguments: [
+        // (header block, expected headers)
+        (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pending:  true \r\n\r\n",
+            ["content-type": "application/json", "x-pending": "true"]
+        ),
+        // Repeated headers join in order; names compare case-insensitively.
+        ("HTTP/1.1 303 See Other\r\nX-Twice: a\r\nx-twice: b\r\nX-TWICE:c\r\n\r\n", ["x-twice": "a, b, c"]),
+        // Bare LF line ends; tabs trimmed; a value keeps its own colons.
+        (
+            "HTTP/1.1 202 Accepted\nLocation:\t http://heketi:8080/queue/1 \t\nEmpty:\n",
+            ["location": "http://heketi:8080/queue/1", "empty": ""]
+        ),
+        // Status lines of any version are skipped; lines with no name or no colon are ignored.
+        ("HTTP/2 200\r\n: no name\r\n  : spaces only\r\nno colon here\r\n\r\nA: 1", ["a": "1"]),
+        // Spaces around the name go; UTF-8 in a value stays as it is; only ASCII letters fold.
+        (" Name : grüße\r\nÄB-X: 1\r\n", ["name": "grüße", "Äb-x": "1"]),
+        ("", [:]),
+        ("\r\n\r\n", [:]),
+    ])
+    func headerBlocks(block: String, expected: [String: String]) {
+        #expect(parse(block) == expected)
+    }
+
+    @Test func aLoneCarriageReturnIsNotALineEnd() {
+        #expect(parse("A: 1\rB: 2\r\n") == ["a": "1\rB: 2"])
+        #expect(parse("A: 1\r\r\nB: 2\r") == ["a": "1\r", "b": "2\r"])
+    }
+}
+
 /// The shim loads libcurl with dlopen on first use; a library that cannot serve fails requests
 /// with a message naming the package to install, which reaches the CSI caller as UNAVAILABLE.
 @Suite struct CurlLibraryTests {
