@@ -9,7 +9,8 @@
 # release as the runtime stage, so the C libraries linked here are the ones installed there.
 FROM swift:6.3.1-bookworm AS build
 
-# gRPC core and libcurl headers for the two C shims (Package.swift links grpc, gpr and curl).
+# gRPC core and libcurl headers for the two C shims (Package.swift links grpc and gpr; libcurl
+# is not linked, the shim loads it with dlopen at run time, but its headers are needed).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libcurl4-openssl-dev \
@@ -33,11 +34,16 @@ RUN swift build -c release --static-swift-stdlib --product glusterfs-csi \
         /out/glusterfs-csi
 
 # Runtime stage. The package list is what the binary needs, no more; scripts/check-deploy
-# checks it against the release binary: every library `ldd` shows must come from one of these
-# packages or from their dependencies.
-#   libcurl4, libssl3, libstdc++6, libgcc-s1    the binary's own shared libraries (its
+# checks it against the release binary: every library `ldd` shows, and every library the binary
+# dlopens and what that one needs, must come from one of these packages or their dependencies.
+#   libssl3, libstdc++6, libgcc-s1              the binary's own shared libraries (its
 #                                               DT_NEEDED entries besides libc6 and zlib1g;
 #                                               gRPC core is linked in statically)
+#   libcurl4                                    libcurl.so.4, which the binary does NOT link:
+#                                               the controller dlopens it on its first Heketi
+#                                               request (the node plugin never loads it). ldd
+#                                               does not show it; without it every Heketi call
+#                                               fails with "install libcurl4"
 #   glusterfs-client                            mount.glusterfs and the glusterfs FUSE client
 #   mount                                       /bin/mount and /bin/umount, which the node runs
 #   ca-certificates                             the CA store libcurl uses for https Heketi URLs

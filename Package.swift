@@ -39,10 +39,10 @@ let package = Package(
             linkerSettings: grpcLinkerSettings
         ),
         // C helpers over libcurl (curl_easy_setopt is variadic, so Swift cannot call it directly).
-        .target(
-            name: "CCurlShim",
-            linkerSettings: [.linkedLibrary("curl")]
-        ),
+        // Not linked against libcurl: the shim dlopens libcurl.so.4 on the first HTTP request, so
+        // the node plugin and an idle controller never load it and its ~27 libraries. Only the
+        // headers (libcurl4-openssl-dev) are needed to build; dlopen is in glibc's libc.
+        .target(name: "CCurlShim"),
         .target(
             name: "CSIProto",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]

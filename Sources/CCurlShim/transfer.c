@@ -1,4 +1,5 @@
-// One easy handle and the exchange it performs. See include/CCurlShim.h for ownership.
+// One easy handle and the exchange it performs. See include/CCurlShim.h for ownership. libcurl is
+// called through ccurl_libcurl (shim_private.h): a transfer exists only once it is loaded.
 #include "CCurlShim.h"
 #include "shim_private.h"
 
@@ -9,9 +10,11 @@
 #define CCURL_MAX_HEADER_BYTES ((size_t)1 << 20)
 
 ccurl_transfer *ccurl_transfer_create(size_t max_body_bytes) {
+    // Loads libcurl if nobody has yet; without it there is no handle to make.
+    if (ccurl_global_init(NULL) != CURLE_OK) return NULL;
     ccurl_transfer *transfer = calloc(1, sizeof(*transfer));
     if (transfer == NULL) return NULL;
-    transfer->easy = curl_easy_init();
+    transfer->easy = ccurl_libcurl.easy_init();
     if (transfer->easy == NULL) {
         free(transfer);
         return NULL;
@@ -24,16 +27,16 @@ ccurl_transfer *ccurl_transfer_create(size_t max_body_bytes) {
 
 void ccurl_transfer_destroy(ccurl_transfer *transfer) {
     if (transfer == NULL) return;
-    curl_easy_cleanup(transfer->easy);
-    curl_slist_free_all(transfer->headers);
+    ccurl_libcurl.easy_cleanup(transfer->easy);
+    ccurl_libcurl.slist_free_all(transfer->headers);
     ccurl_buffer_free(&transfer->body);
     ccurl_buffer_free(&transfer->header_block);
     free(transfer);
 }
 
 void ccurl_transfer_reset(ccurl_transfer *transfer) {
-    curl_easy_reset(transfer->easy);
-    curl_slist_free_all(transfer->headers);
+    ccurl_libcurl.easy_reset(transfer->easy);
+    ccurl_libcurl.slist_free_all(transfer->headers);
     transfer->headers = NULL;
     ccurl_buffer_clear(&transfer->body);
     ccurl_buffer_clear(&transfer->header_block);
@@ -42,23 +45,23 @@ void ccurl_transfer_reset(ccurl_transfer *transfer) {
 }
 
 CURLcode ccurl_transfer_setopt_long(ccurl_transfer *transfer, CURLoption option, long value) {
-    return curl_easy_setopt(transfer->easy, option, value);
+    return ccurl_libcurl.easy_setopt(transfer->easy, option, value);
 }
 
 CURLcode ccurl_transfer_setopt_string(ccurl_transfer *transfer, CURLoption option, const char *value) {
-    return curl_easy_setopt(transfer->easy, option, value);
+    return ccurl_libcurl.easy_setopt(transfer->easy, option, value);
 }
 
 CURLcode ccurl_transfer_set_body(ccurl_transfer *transfer, const uint8_t *bytes, size_t length) {
     // The size must be set before COPYPOSTFIELDS, or libcurl copies up to the first NUL only.
-    CURLcode result = curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)length);
+    CURLcode result = ccurl_libcurl.easy_setopt(transfer->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)length);
     if (result != CURLE_OK) return result;
     static const char empty[1] = {0};
-    return curl_easy_setopt(transfer->easy, CURLOPT_COPYPOSTFIELDS, length ? (const char *)bytes : empty);
+    return ccurl_libcurl.easy_setopt(transfer->easy, CURLOPT_COPYPOSTFIELDS, length ? (const char *)bytes : empty);
 }
 
 CURLcode ccurl_transfer_append_header(ccurl_transfer *transfer, const char *line) {
-    struct curl_slist *headers = curl_slist_append(transfer->headers, line);
+    struct curl_slist *headers = ccurl_libcurl.slist_append(transfer->headers, line);
     if (headers == NULL) return CURLE_OUT_OF_MEMORY;
     transfer->headers = headers;
     return CURLE_OK;
@@ -83,7 +86,7 @@ CURLcode ccurl_transfer_perform(ccurl_transfer *transfer) {
     CURLcode result = CURLE_OK;
 #define CCURL_SET(option, value)                                                                                      \
     do {                                                                                                              \
-        result = curl_easy_setopt(easy, option, value);                                                               \
+        result = ccurl_libcurl.easy_setopt(easy, option, value);                                                      \
         if (result != CURLE_OK) return result;                                                                        \
     } while (0)
     CCURL_SET(CURLOPT_ERRORBUFFER, transfer->error);
@@ -96,13 +99,13 @@ CURLcode ccurl_transfer_perform(ccurl_transfer *transfer) {
     CCURL_SET(CURLOPT_NOPROGRESS, 0L);
     CCURL_SET(CURLOPT_HTTPHEADER, transfer->headers);
 #undef CCURL_SET
-    result = curl_easy_perform(easy);
+    result = ccurl_libcurl.easy_perform(easy);
     // Keep both blocks readable as C strings for the accessors; failures here only lose the
     // terminator, which the accessors do not rely on (they return lengths).
     (void)ccurl_buffer_terminate(&transfer->body);
     (void)ccurl_buffer_terminate(&transfer->header_block);
     // libcurl must not keep pointers into this transfer between performs.
-    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, (char *)NULL);
+    ccurl_libcurl.easy_setopt(easy, CURLOPT_ERRORBUFFER, (char *)NULL);
     return result;
 }
 
@@ -110,7 +113,7 @@ void ccurl_transfer_cancel(ccurl_transfer *transfer) { atomic_store(&transfer->c
 
 long ccurl_transfer_status(ccurl_transfer *transfer) {
     long status = 0;
-    if (curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) return 0;
+    if (ccurl_libcurl.easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) return 0;
     return status;
 }
 

@@ -101,31 +101,57 @@ final class CurlEasy: @unchecked Sendable {
         let status = Int(ccurl_transfer_status(transfer))
         var headerLength = 0
         let headerBytes = ccurl_transfer_headers(transfer, &headerLength)!
-        let headerBlock = String(
-            decoding: UnsafeRawBufferPointer(start: headerBytes, count: headerLength), as: UTF8.self)
+        let headers = Self.parseHeaders(UnsafeRawBufferPointer(start: headerBytes, count: headerLength))
         var bodyLength = 0
         let bodyBytes = ccurl_transfer_body(transfer, &bodyLength)!
         let body = [UInt8](UnsafeBufferPointer(start: bodyBytes, count: bodyLength))
-        return .success(HTTPResponse(status: status, headers: Self.parseHeaders(headerBlock), body: body))
+        return .success(HTTPResponse(status: status, headers: headers, body: body))
     }
 
-    /// Header lines of one response → lower-case names; repeated headers joined with ", " as
-    /// RFC 9110 allows for list-valued fields.
-    static func parseHeaders(_ block: String) -> [String: String] {
+    /// The header block of one response (as the shim collects it: the final response's status
+    /// line and header lines, CRLF or LF line ends) → a dictionary with lower-case names, values
+    /// without surrounding spaces and tabs, and repeated headers joined with ", " as RFC 9110
+    /// allows for list-valued fields. Status lines and lines without a name are skipped.
+    ///
+    /// Works on the raw bytes: this runs for every Heketi answer, including each queue poll, and
+    /// splitting a `String` into `Character`s cost several per cent of the controller's CPU.
+    static func parseHeaders(_ block: UnsafeRawBufferPointer) -> [String: String] {
         var headers: [String: String] = [:]
-        for line in block.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\r\n" || $0 == "\n" }) {
-            if line.hasPrefix("HTTP/") { continue }
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].trimmingSpaces().lowercased()
-            let value = String(line[line.index(after: colon)...].trimmingSpaces())
+        var lineStart = 0
+        while lineStart < block.count {
+            let newline = block[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? block.count
+            // CRLF or LF ends a line; a CR elsewhere (even last in the block) is data.
+            var lineEnd = newline
+            if newline < block.count, lineEnd > lineStart, block[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+            let line = UnsafeRawBufferPointer(rebasing: block[lineStart..<lineEnd])
+            lineStart = newline + 1
+            if line.starts(with: "HTTP/".utf8) { continue }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            let name = trimmingSpaces(line[..<colon])
             guard !name.isEmpty else { continue }
-            if let existing = headers[name] {
-                headers[name] = existing + ", " + value
+            let key = String(unsafeUninitializedCapacity: name.count) { output in
+                for (offset, byte) in name.enumerated() {
+                    output[offset] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                }
+                return name.count
+            }
+            let value = String(decoding: trimmingSpaces(line[(colon + 1)...]), as: UTF8.self)
+            if let existing = headers[key] {
+                headers[key] = existing + ", " + value
             } else {
-                headers[name] = value
+                headers[key] = value
             }
         }
         return headers
+    }
+
+    /// `bytes` without leading and trailing spaces and tabs.
+    private static func trimmingSpaces(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
+        var start = bytes.startIndex
+        var end = bytes.endIndex
+        while start < end, bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t") { start += 1 }
+        while end > start, bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+        return bytes[start..<end]
     }
 
     private func set(_ option: CURLoption, _ value: Int) throws(HTTPTransportError) {
@@ -147,7 +173,7 @@ final class CurlEasy: @unchecked Sendable {
 
     private func check(_ code: CURLcode, _ option: CURLoption) throws(HTTPTransportError) {
         guard code == CURLE_OK else {
-            throw .failed("libcurl refused option \(option.rawValue): \(String(cString: curl_easy_strerror(code)))")
+            throw .failed("libcurl refused option \(option.rawValue): \(String(cString: ccurl_strerror(code)))")
         }
     }
 
@@ -167,14 +193,5 @@ final class CurlEasy: @unchecked Sendable {
 
     private static func printable(_ text: String) -> String {
         String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingSpaces() -> Substring {
-        var text = self
-        while let first = text.first, first == " " || first == "\t" { text = text.dropFirst() }
-        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
-        return text
     }
 }

@@ -27,7 +27,7 @@ enum CurlErrorMapping {
     /// libcurl's generic text for the code plus its detail for this transfer (host, port, the
     /// TLS library's reason). Neither ever contains request headers.
     static func describe(_ code: CURLcode, detail: String) -> String {
-        let generic = String(cString: curl_easy_strerror(code))
+        let generic = String(cString: ccurl_strerror(code))
         let trimmed = detail.trimmingTrailingNewlines()
         return trimmed.isEmpty || trimmed == generic ? generic : "\(generic): \(trimmed)"
     }

@@ -1,7 +1,9 @@
 import CSICore
-import CurlTransport
 import Foundation
 import Testing
+
+@testable import CurlTransport
+@testable import Heketi
 
 private func withTinyServer<T>(
     tls: (cert: String, key: String)? = nil, _ body: (PythonServer) async throws -> T
@@ -231,6 +233,127 @@ private func elapsed<T>(_ body: () async throws -> T) async rethrows -> (T, Dura
         } throws: { error in
             guard case .failed = error as? HTTPTransportError else { return false }
             return true
+        }
+    }
+}
+
+/// A server that answers every request with an interim 100 Continue (with a header of its own)
+/// before the real answer, written raw because Python's http.server cannot.
+private let interimServerScript = #"""
+    import argparse, os
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def log_message(self, *args):
+            pass
+        def do_GET(self):
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\nX-Interim: yes\r\nX-Both: interim\r\n\r\n"
+                             b"HTTP/1.1 200 OK\r\nX-Final: yes\r\nX-Both: final\r\nContent-Length: 2\r\n\r\nok")
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port-file", required=True)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write(str(server.server_address[1]))
+    os.rename(args.port_file + ".tmp", args.port_file)
+    server.serve_forever()
+    """#
+
+extension CurlTransportTests {
+    @Test func onlyTheFinalResponsesHeadersCount() async throws {
+        let script = try PythonServer.writeScript(interimServerScript, name: "interim_server.py")
+        defer { try? FileManager.default.removeItem(atPath: (script as NSString).deletingLastPathComponent) }
+        try await PythonServer.run(script: script, arguments: []) { server in
+            let response = try await transport.send(HTTPRequest(method: "GET", url: server.baseURL + "/"))
+            #expect(response.status == 200)
+            #expect(response.body == Array("ok".utf8))
+            #expect(response.headers["x-final"] == "yes")
+            #expect(response.headers["x-both"] == "final")
+            #expect(response.headers["x-interim"] == nil)
+        }
+    }
+}
+
+/// `CurlEasy.parseHeaders` on header blocks as the shim collects them.
+@Suite struct HeaderParsingTests {
+    private func parse(_ block: String) -> [String: String] {
+        Array(block.utf8).withUnsafeBytes { CurlEasy.parseHeaders($0) }
+    }
+
+    @Test(arguments: [
+        // (header block, expected headers)
+        (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pending:  true \r\n\r\n",
+            ["content-type": "application/json", "x-pending": "true"]
+        ),
+        // Repeated headers join in order; names compare case-insensitively.
+        ("HTTP/1.1 303 See Other\r\nX-Twice: a\r\nx-twice: b\r\nX-TWICE:c\r\n\r\n", ["x-twice": "a, b, c"]),
+        // Bare LF line ends; tabs trimmed; a value keeps its own colons.
+        (
+            "HTTP/1.1 202 Accepted\nLocation:\t http://heketi:8080/queue/1 \t\nEmpty:\n",
+            ["location": "http://heketi:8080/queue/1", "empty": ""]
+        ),
+        // Status lines of any version are skipped; lines with no name or no colon are ignored.
+        ("HTTP/2 200\r\n: no name\r\n  : spaces only\r\nno colon here\r\n\r\nA: 1", ["a": "1"]),
+        // Spaces around the name go; UTF-8 in a value stays as it is; only ASCII letters fold.
+        (" Name : grüße\r\nÄB-X: 1\r\n", ["name": "grüße", "Äb-x": "1"]),
+        ("", [:]),
+        ("\r\n\r\n", [:]),
+    ])
+    func headerBlocks(block: String, expected: [String: String]) {
+        #expect(parse(block) == expected)
+    }
+
+    @Test func aLoneCarriageReturnIsNotALineEnd() {
+        #expect(parse("A: 1\rB: 2\r\n") == ["a": "1\rB: 2"])
+        #expect(parse("A: 1\r\r\nB: 2\r") == ["a": "1\r", "b": "2\r"])
+    }
+}
+
+/// The shim loads libcurl with dlopen on first use; a library that cannot serve fails requests
+/// with a message naming the package to install, which reaches the CSI caller as UNAVAILABLE.
+@Suite struct CurlLibraryTests {
+    @Test func theRealLibraryLoads() {
+        #expect(CurlLibrary.name == "libcurl.so.4")
+        #expect(CurlLibrary.loadFailure(of: CurlLibrary.name) == nil)
+        #expect(CurlLibrary.initialise() == nil)
+    }
+
+    // A name as long as the real one: Heketi errors keep the first 200 characters of a reason.
+    private let missing = "libnocurl.so.4"
+
+    @Test func aMissingLibraryIsAnErrorThatSaysWhatToInstall() {
+        let name = missing
+        #expect(
+            CurlLibrary.loadFailure(of: name)
+                == "\(name) could not be loaded (\(name): cannot open shared object file: No such file or directory): "
+                + "install libcurl4 (Debian: apt-get install libcurl4)")
+    }
+
+    @Test func aLibraryWithoutLibcurlsFunctionsIsRefused() throws {
+        // zlib is on every system that has libcurl, and has none of its functions.
+        let message = try #require(CurlLibrary.loadFailure(of: "libz.so.1"))
+        #expect(message.hasPrefix("libz.so.1 has no curl_global_init ("))
+        #expect(message.contains("undefined symbol: curl_global_init"))
+        #expect(message.hasSuffix("): install libcurl4 (Debian: apt-get install libcurl4)"))
+    }
+
+    @Test func theLoadFailureReachesTheCSICallerAsUnavailableWithTheFix() async throws {
+        let failure = try #require(CurlLibrary.loadFailure(of: missing))
+        // What CurlHTTPTransport.send throws when its library failed to load.
+        let transport = ScriptedTransport { _, _ in .failure(.failed(failure)) }
+        let client = testClient(transport, runtime: ManualRuntime())
+        do {
+            _ = try await client.volumeIDs()
+            Issue.record("the request succeeded without libcurl")
+        } catch {
+            let csi = error.csiError
+            #expect(csi.code == .unavailable)
+            #expect(csi.message.contains("(\(missing) could not be loaded ("))
+            #expect(csi.message.contains("install libcurl4 (Debian: apt-get install libcurl4))"))
         }
     }
 }

@@ -153,9 +153,14 @@ BREAKAGES = [
     ("agreement: migrated PV with a malformed volume ID", "agreement", "deploy/examples/migrated-pv.yaml",
      'volumeHandle: "v1:5c6f2a3b9d0e4f1a8b7c6d5e4f3a2b1c:', 'volumeHandle: "v1:5C6F2A3B9D0E4F1A8B7C6D5E4F3A2B1C:',
      "is not v1:<Heketi volume ID>:<Heketi URL>"),
-    ("ldd: a library package missing from the runtime stage", "ldd", "Dockerfile",
+    # libcurl4 is not linked (ldd does not show it) but dlopened: the check must still want it.
+    ("ldd: the dlopened libcurl's package missing from the runtime stage", "ldd", "Dockerfile",
      "        libcurl4 \\\n", "",
-     "libcurl.so.4 comes from libcurl4, which the runtime stage neither installs"),
+     "the binary loads libcurl.so.4 with dlopen on first use (ldd does not show it); name its package "
+     "libcurl4 in the runtime stage"),
+    ("ldd: a linked library's package missing from the runtime stage", "ldd", "Dockerfile",
+     "        libssl3 \\\n", "",
+     "the binary links libssl.so.3 directly; name its package libssl3 in the runtime stage"),
     ("ldd: gRPC core no longer linked statically", "ldd", "Dockerfile",
      "ENV GLUSTERFS_CSI_STATIC_GRPC=1\n", "", "must set ENV GLUSTERFS_CSI_STATIC_GRPC=1"),
     ("ldd: glusterfs-client missing", "ldd", "Dockerfile",

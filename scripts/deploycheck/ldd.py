@@ -14,6 +14,10 @@ from .common import REPO, CheckFailed, Context, Problems, run
 # this helper; it is not a literal in our code).
 EXTRA_NODE_PROGRAMS = ["/sbin/mount.glusterfs"]
 
+# Headers naming a library the binary loads with dlopen, which ldd cannot see, as
+# `#define <NAME> "<soname>"`: the libcurl shim loads libcurl on the first Heketi request.
+DLOPEN_DEFINES = [(Path("Sources/CCurlShim/include/CCurlShim.h"), "CCURL_LIBRARY_NAME")]
+
 
 @dataclass
 class Stage:
@@ -117,6 +121,55 @@ class Dpkg:
         return seen
 
 
+def dlopened_sonames(binary: Path) -> tuple[list[str], list[str]]:
+    """The sonames the binary loads with dlopen (from DLOPEN_DEFINES), and problems finding them."""
+    sonames, problems = [], []
+    contents = binary.read_bytes()
+    for header, define in DLOPEN_DEFINES:
+        match = re.search(rf'#define\s+{define}\s+"([^"]+)"', (REPO / header).read_text())
+        if not match:
+            problems.append(f"{header} no longer defines {define} as a string; update DLOPEN_DEFINES in {__file__}")
+            continue
+        soname = match.group(1)
+        # The string passed to dlopen is in the binary, or the define is not what it loads.
+        if b"\0" + soname.encode() + b"\0" not in contents:
+            problems.append(f"{binary} does not contain \"{soname}\" ({define} in {header}): it does not dlopen it; "
+                            f"update DLOPEN_DEFINES in {__file__}")
+            continue
+        sonames.append(soname)
+    return sonames, problems
+
+
+def ldconfig_path(soname: str) -> str | None:
+    """Where the dynamic loader finds `soname` for this machine's architecture (dlopen searches
+    the ld.so cache the same way)."""
+    machine = os.uname().machine.replace("_", "-")  # x86_64 → x86-64, as ldconfig prints it
+    for line in run(["ldconfig", "-p"]).stdout.splitlines():
+        name, _, rest = line.strip().partition(" ")
+        if name == soname and machine in rest.split("=>")[0]:
+            return rest.split("=>")[1].strip()
+    return None
+
+
+def ldd_libraries(path: Path | str, problems: Problems, what: str) -> dict[str, str]:
+    """soname → path of every library `ldd path` shows (not-found ones become problems)."""
+    ldd = run(["ldd", str(path)])
+    if ldd.returncode != 0:
+        raise CheckFailed([f"ldd {path} failed: {ldd.stderr.strip()}"])
+    libraries: dict[str, str] = {}
+    for line in ldd.stdout.splitlines():
+        line = line.strip()
+        if "not found" in line:
+            problems.add(f"ldd {what}: {line}")
+            continue
+        match = re.match(r"(\S+)\s+=>\s+(\S+)", line) or re.match(r"(/\S+)\s+\(", line)
+        if not match:
+            continue  # linux-vdso.so.1
+        soname = match.group(1)
+        libraries[os.path.basename(soname)] = match.group(2) if match.lastindex and match.lastindex >= 2 else soname
+    return libraries
+
+
 def os_codename() -> str:
     for line in Path("/etc/os-release").read_text().splitlines():
         if line.startswith("VERSION_CODENAME="):
@@ -158,21 +211,29 @@ def check_ldd(context: Context) -> str:
     available = dpkg.closure(listed | dpkg.base)
 
     binary = context.binary()
-    ldd = run(["ldd", str(binary)])
-    if ldd.returncode != 0:
-        raise CheckFailed([f"ldd {binary} failed: {ldd.stderr.strip()}"])
-    libraries: dict[str, str] = {}
-    for line in ldd.stdout.splitlines():
-        line = line.strip()
-        if "not found" in line:
-            problems.add(f"ldd: {line}")
+    libraries = ldd_libraries(binary, problems, "the binary")
+    # Libraries the binary dlopens: ldd does not list them, so nothing above would notice the image
+    # lacking them until the first Heketi request failed. Each one's package must be named in the
+    # runtime stage (no package depends on it for us), and what it needs in turn must be there too.
+    dlopened, dlopen_problems = dlopened_sonames(binary)
+    for problem in dlopen_problems:
+        problems.add(problem)
+    dlopened_owners: dict[str, str] = {}
+    for soname in dlopened:
+        path = ldconfig_path(soname)
+        if not problems(path is not None, f"the binary dlopens {soname}, which is not installed here (ldconfig -p); "
+                        "install it (scripts/setup) so this check can see which package the image needs"):
             continue
-        match = re.match(r"(\S+)\s+=>\s+(\S+)", line) or re.match(r"(/\S+)\s+\(", line)
-        if not match:
-            continue  # linux-vdso.so.1
-        soname = match.group(1)
-        path = match.group(2) if match.lastindex and match.lastindex >= 2 else match.group(1)
-        libraries[os.path.basename(soname)] = path
+        owner = dpkg_owners([path])[path]
+        if not problems(owner is not None, f"{soname} ({path}), which the binary dlopens, belongs to no Debian package"):
+            continue
+        dlopened_owners[soname] = owner
+        if problems(owner in listed, f"the binary loads {soname} with dlopen on first use (ldd does not show it); "
+                    f"name its package {owner} in the runtime stage"):
+            # Its own dependencies are checked below like the binary's.
+            libraries[soname] = path
+            for needed, needed_path in ldd_libraries(path, problems, soname).items():
+                libraries.setdefault(needed, needed_path)
     owners: dict[str, str] = {}
     missing: dict[str, list[str]] = {}
     library_owners = dpkg_owners(list(libraries.values()))
@@ -206,5 +267,7 @@ def check_ldd(context: Context) -> str:
                     "here (install it: scripts/setup)"):
             problems(owner in available, f"{program} comes from {owner}, which the runtime stage does not install")
     problems.raise_if_any()
+    loaded = ", ".join(f"{soname} ({owner})" for soname, owner in sorted(dlopened_owners.items()))
     return (f"{len(libraries)} libraries from {len(set(owners.values()))} packages, all installed by "
-            f"{' '.join(sorted(listed))} (or their dependencies); programs {' '.join(sorted(programs))} too")
+            f"{' '.join(sorted(listed))} (or their dependencies), dlopened {loaded or 'none'} included; "
+            f"programs {' '.join(sorted(programs))} too")

@@ -3,7 +3,13 @@
 // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift cannot call, so this header
 // offers one typed function per option kind the transport uses, plus a `ccurl_transfer`: one
 // easy handle together with the request headers and the response it collects. Every symbol of
-// ours starts with `ccurl_`; the curl_* functions Swift sees come from <curl/curl.h> itself.
+// ours starts with `ccurl_`.
+//
+// libcurl is NOT linked: ccurl_global_init loads CCURL_LIBRARY_NAME with dlopen on first use and
+// the shim calls it through function pointers, so a process that never makes an HTTP request
+// (the node plugin) never maps libcurl and its dependencies. <curl/curl.h> still provides the
+// types and constants (CURLcode, CURLOPT_*), but Swift must not call any curl_* function it
+// declares: there is nothing to link them against. Use the ccurl_* functions below.
 //
 // Ownership (who frees what):
 //  - ccurl_transfer_create returns an OWNED transfer; the caller frees it with
@@ -27,10 +33,29 @@
 extern "C" {
 #endif
 
-/// Runs curl_global_init(CURL_GLOBAL_DEFAULT) once per process, whoever calls first (it is not
-/// thread-safe in libcurl itself, so this wraps it in pthread_once). Returns the result of that
-/// one call on every call. Call it before ccurl_transfer_create.
-CURLcode ccurl_global_init(void);
+/// The library ccurl_global_init loads: libcurl's soname on Debian (package libcurl4).
+#define CCURL_LIBRARY_NAME "libcurl.so.4"
+
+/// Once per process, whoever calls first: loads CCURL_LIBRARY_NAME (dlopen, RTLD_NOW |
+/// RTLD_LOCAL), resolves every libcurl function the shim uses, then runs
+/// curl_global_init(CURL_GLOBAL_DEFAULT) (not thread-safe in libcurl itself, hence pthread_once).
+/// Every call returns the outcome of that one attempt: CURLE_OK; CURLE_FAILED_INIT when the
+/// library or one of its functions could not be loaded; or curl_global_init's own error. When
+/// `message` is not NULL it receives a sentence saying what failed and what to do ("libcurl.so.4
+/// could not be loaded (<dlerror>): install libcurl4 (...)"), or "" on success: BORROWED, static,
+/// valid for the process's lifetime. ccurl_transfer_create calls this itself; call it earlier to
+/// learn why transfers cannot be made.
+CURLcode ccurl_global_init(const char **message);
+
+/// curl_easy_strerror(code) from the loaded library; "libcurl is not loaded" when loading failed.
+/// Never NULL; BORROWED, static.
+const char *ccurl_strerror(CURLcode code);
+
+/// For tests and diagnostics: loads `name` and resolves every function the shim needs exactly as
+/// ccurl_global_init does, into a throwaway table (never the shim's own, and no curl_global_init).
+/// Returns 0 when that worked (the library then stays loaded); -1 otherwise, with the sentence
+/// ccurl_global_init would give in `message` (`size` bytes, NUL-terminated when size > 0).
+int ccurl_library_probe(const char *name, char *message, size_t size);
 
 /// One easy handle plus the state of one exchange: request header list, response status line's
 /// headers and body, libcurl's error text, and a cancel flag.
@@ -38,7 +63,8 @@ typedef struct ccurl_transfer ccurl_transfer;
 
 /// A new transfer whose response body may grow to at most `max_body_bytes` (a larger body fails
 /// the transfer with CURLE_WRITE_ERROR and ccurl_transfer_body_overflowed returns 1). Returns an
-/// OWNED pointer, or NULL when memory or libcurl's handle allocation fails.
+/// OWNED pointer, or NULL when ccurl_global_init fails, or memory or libcurl's handle allocation
+/// does.
 ccurl_transfer *ccurl_transfer_create(size_t max_body_bytes);
 
 /// Frees the transfer, its easy handle (closing any cached connection), its header list and
