@@ -17,7 +17,7 @@ let grpcLinkerSettings: [LinkerSetting] =
     : [.linkedLibrary("grpc"), .linkedLibrary("gpr")]
 
 // Targets follow ../shared/STYLE.md: arrows point down only, and only the two shim owners
-// (GRPCServer, and later the HTTP transport) import C. Everything else builds and tests
+// (GRPCServer and CurlTransport) import C. Everything else builds and tests
 // without libgrpc or libcurl.
 let package = Package(
     name: "glusterfs-csi",

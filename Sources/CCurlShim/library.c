@@ -23,8 +23,8 @@ int ccurl_library_load(const char *name, ccurl_library *library, char *message, 
     // the first call through a lazily bound symbol. RTLD_LOCAL: its symbols serve this table only.
     void *handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     if (handle == NULL) {
-        snprintf(message, size, "%s could not be loaded (%s): %s", name, ccurl_library_dlerror(),
-                 CCURL_INSTALL_HINT);
+        // The hint first: the loader's text can be long, and a cut message must keep what to do.
+        snprintf(message, size, "%s could not be loaded; %s (%s)", name, CCURL_INSTALL_HINT, ccurl_library_dlerror());
         return -1;
     }
     ccurl_library found;
@@ -35,8 +35,8 @@ int ccurl_library_load(const char *name, ccurl_library *library, char *message, 
         (void)dlerror();                                                                                              \
         found.member = (__typeof__(found.member))dlsym(handle, #symbol);                                              \
         if (found.member == NULL) {                                                                                   \
-            snprintf(message, size, "%s has no %s (%s): %s", name, #symbol, ccurl_library_dlerror(),                  \
-                     CCURL_INSTALL_HINT);                                                                             \
+            snprintf(message, size, "%s has no %s; %s (%s)", name, #symbol, CCURL_INSTALL_HINT,                       \
+                     ccurl_library_dlerror());                                                                        \
             dlclose(handle);                                                                                          \
             return -1;                                                                                                \
         }                                                                                                             \

@@ -55,6 +55,9 @@ public enum HTTPTransportError: Error, Sendable, Equatable {
     case tls(String)
     /// Anything else the transport reports.
     case failed(String)
+    /// The transport cannot send anything in this process (its HTTP library is missing or
+    /// broken): a problem of the driver's installation, not of the server.
+    case unusable(String)
 }
 
 /// Sends HTTP requests. The real one is libcurl-based (target CurlTransport); tests use fakes.

@@ -56,7 +56,7 @@ public final class CurlHTTPTransport: HTTPTransport {
     /// Performs `request` on a thread of its own and returns the final response (3xx included).
     /// Throws `cannotConnect`, `timedOut`, `tls`, or `failed` (also when the task is cancelled).
     public func send(_ request: HTTPRequest) async throws(HTTPTransportError) -> HTTPResponse {
-        if let initFailure { throw .failed(initFailure) }
+        if let initFailure { throw .unusable(initFailure) }
         let easy = try checkOut()
         let caBundlePath = self.caBundlePath
         let result = await withTaskCancellationHandler {

@@ -73,4 +73,6 @@ public enum HeketiError: Error, Sendable, Equatable {
     case unreachable(String)
     /// A request or the whole operation ran out of time.
     case timedOut(String)
+    /// This driver cannot make HTTP requests at all (its libcurl is missing or broken).
+    case clientUnusable(String)
 }

@@ -179,6 +179,7 @@ extension HeketiError {
         case .serverError(let status, let message): .serverError(status: status, message: prefix + message)
         case .unreachable(let message): .unreachable(prefix + message)
         case .timedOut(let message): .timedOut(prefix + message)
+        case .clientUnusable(let message): .clientUnusable(prefix + message)
         }
     }
 }

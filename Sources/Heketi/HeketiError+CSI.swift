@@ -20,6 +20,7 @@ extension HeketiError: CSIErrorConvertible {
     /// - throttled, unreachable, serverError, operationFailed → UNAVAILABLE: retrying later can
     ///   succeed (peers back up, Heketi restarted, load gone).
     /// - timedOut → DEADLINE_EXCEEDED.
+    /// - clientUnusable → UNAVAILABLE, saying the fix is in the controller's image, not in Heketi.
     public var csiError: CSIError {
         switch self {
         case .invalidRequest(let message):
@@ -57,6 +58,11 @@ extension HeketiError: CSIErrorConvertible {
                 .unavailable,
                 "\(sentence(message)). Retry later; if this persists, lower the controller's concurrent Heketi operations or "
                     + "raise Heketi's limit")
+        case .clientUnusable(let message):
+            return CSIError(
+                .unavailable,
+                "\(sentence(message)). This is a fault of the controller's installation, not of Heketi: fix the "
+                    + "controller's image, then restart the controller")
         case .unreachable(let message):
             return CSIError(
                 .unavailable,

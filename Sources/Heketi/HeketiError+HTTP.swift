@@ -72,6 +72,9 @@ extension HeketiError {
                     + "a private CA, configure that CA bundle")
         case .failed(let reason):
             return .unreachable("talking to Heketi at \(endpoint.url) failed during \(request) (\(clean(reason)))")
+        case .unusable(let reason):
+            return .clientUnusable(
+                "the controller cannot make HTTP requests to Heketi at \(endpoint.url): \(clean(reason))")
         }
     }
 

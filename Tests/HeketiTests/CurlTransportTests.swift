@@ -329,22 +329,21 @@ extension CurlTransportTests {
         let name = missing
         #expect(
             CurlLibrary.loadFailure(of: name)
-                == "\(name) could not be loaded (\(name): cannot open shared object file: No such file or directory): "
-                + "install libcurl4 (Debian: apt-get install libcurl4)")
+                == "\(name) could not be loaded; install libcurl4 (Debian: apt-get install libcurl4) "
+                + "(\(name): cannot open shared object file: No such file or directory)")
     }
 
     @Test func aLibraryWithoutLibcurlsFunctionsIsRefused() throws {
         // zlib is on every system that has libcurl, and has none of its functions.
         let message = try #require(CurlLibrary.loadFailure(of: "libz.so.1"))
-        #expect(message.hasPrefix("libz.so.1 has no curl_global_init ("))
+        #expect(message.hasPrefix("libz.so.1 has no curl_global_init; install libcurl4 (Debian: apt-get install "))
         #expect(message.contains("undefined symbol: curl_global_init"))
-        #expect(message.hasSuffix("): install libcurl4 (Debian: apt-get install libcurl4)"))
     }
 
     @Test func theLoadFailureReachesTheCSICallerAsUnavailableWithTheFix() async throws {
         let failure = try #require(CurlLibrary.loadFailure(of: missing))
         // What CurlHTTPTransport.send throws when its library failed to load.
-        let transport = ScriptedTransport { _, _ in .failure(.failed(failure)) }
+        let transport = ScriptedTransport { _, _ in .failure(.unusable(failure)) }
         let client = testClient(transport, runtime: ManualRuntime())
         do {
             _ = try await client.volumeIDs()
@@ -352,8 +351,10 @@ extension CurlTransportTests {
         } catch {
             let csi = error.csiError
             #expect(csi.code == .unavailable)
-            #expect(csi.message.contains("(\(missing) could not be loaded ("))
-            #expect(csi.message.contains("install libcurl4 (Debian: apt-get install libcurl4))"))
+            #expect(csi.message.contains("could not be loaded; "))
+            #expect(csi.message.contains("install libcurl4 (Debian: apt-get install libcurl4)"))
+            #expect(csi.message.contains("fix the controller's image"))
+            #expect(!csi.message.contains("Check resturl"))
         }
     }
 }

@@ -24,6 +24,7 @@ private func kind(_ error: HeketiError) -> String {
     case .serverError(let status, _): "serverError(\(status))"
     case .unreachable: "unreachable"
     case .timedOut: "timedOut"
+    case .clientUnusable: "clientUnusable"
     }
 }
 
@@ -31,7 +32,7 @@ private func message(_ error: HeketiError) -> String {
     switch error {
     case .notFound(let m), .invalidRequest(let m), .unauthorized(let m), .nameInUse(let m), .noSpace(let m),
         .tooManyBricks(let m), .operationPending(let m), .throttled(let m), .operationFailed(let m),
-        .serverError(_, let m), .unreachable(let m), .timedOut(let m):
+        .serverError(_, let m), .unreachable(let m), .timedOut(let m), .clientUnusable(let m):
         m
     }
 }
@@ -99,6 +100,7 @@ private func message(_ error: HeketiError) -> String {
         (.timedOut("Operation timed out after 5000 ms"), "timedOut"),
         (.tls("SSL certificate problem: unable to get local issuer certificate"), "unreachable"),
         (.failed("Recv failure: Connection reset by peer"), "unreachable"),
+        (.unusable("libcurl.so.4 could not be loaded; install libcurl4"), "clientUnusable"),
     ])
     func transportFailuresMapToErrors(failure: HTTPTransportError, expected: String) {
         let error = HeketiError.from(failure, method: "GET", path: "/volumes", endpoint: endpoint)
