@@ -8,14 +8,19 @@ import Synchronization
 /// operation would make the retry start a second one (the duplicate-volume bug users of earlier
 /// drivers suffered). Instead the operation runs in its own task, the RPC waits for it only until
 /// its deadline, and a retry either finds it still running (ABORTED, retry later) or receives its
-/// outcome, exactly once.
+/// outcome, exactly once. An outcome nobody collects (the CO gave up, e.g. the PVC was deleted) is
+/// dropped after `keepOutcome`, so it can neither pile up nor reach a much later, unrelated call.
 final class OperationTracker<Value: Sendable>: Sendable {
     private let operations = Mutex<[String: PendingOperation<Value>]>([:])
     /// What the operations do, for messages: "creating", "deleting", "expanding".
     private let verb: String
+    /// How long an uncollected outcome is kept. The CO's retries back off to a few minutes at most
+    /// (external-provisioner: 5 min), so a retry that is still coming arrives well within this.
+    private let keepOutcome: Duration
 
-    init(verb: String) {
+    init(verb: String, keepOutcome: Duration = .seconds(600)) {
         self.verb = verb
+        self.keepOutcome = keepOutcome
     }
 
     /// Starts `operation` for `key` (or collects the outcome of an earlier one) and waits for it
@@ -37,7 +42,12 @@ final class OperationTracker<Value: Sendable>: Sendable {
         if isNew {
             // Unstructured on purpose: the operation must not be cancelled with the RPC. It runs on
             // a thread of its own, so its Heketi requests run back to back without thread hand-offs.
-            BlockingThread.task { pending.finish(await Result { try await operation() }) }
+            BlockingThread.task { [keepOutcome] in
+                let collected = pending.finish(await Result { try await operation() })
+                if !collected {
+                    _ = DeadlineTimer.shared.schedule(at: .now + keepOutcome) { self.forget(key, pending) }
+                }
+            }
         } else if let earlier = pending.outcome {
             forget(key, pending)
             return try earlier.get()
@@ -88,13 +98,15 @@ final class PendingOperation<Value: Sendable>: Sendable {
 
     var outcome: Result<Value, any Error>? { state.withLock { $0.outcome } }
 
-    func finish(_ outcome: Result<Value, any Error>) {
+    /// Stores the outcome and hands it to whoever waits. Returns whether anyone did.
+    func finish(_ outcome: Result<Value, any Error>) -> Bool {
         let waiters = state.withLock { state in
             state.outcome = outcome
             defer { state.waiters = [:] }
             return state.waiters.values
         }
         for waiter in waiters { waiter.resume(returning: outcome) }
+        return !waiters.isEmpty
     }
 
     /// The outcome, or nil when `deadline` passed or the caller was cancelled first.
