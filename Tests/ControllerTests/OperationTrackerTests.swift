@@ -8,7 +8,11 @@ import Testing
     /// Counts how often the operation really ran.
     private final class Runs: Sendable {
         private let count = Mutex(0)
-        func increment() -> Int { count.withLock { $0 += 1; return $0 } }
+        func increment() -> Int {
+            count.withLock {
+                $0 += 1; return $0
+            }
+        }
         var value: Int { count.withLock { $0 } }
     }
 
