@@ -132,7 +132,11 @@ extension ControllerService {
             await index.release(gid: gid)
             return volume
         } catch {
-            await index.release(gid: gid)
+            if error.leavesCreateOutcomeUnknown {
+                await index.createOutcomeUnknown(gid: gid)
+            } else {
+                await index.release(gid: gid)
+            }
             throw error
         }
     }
@@ -233,6 +237,20 @@ struct CloneSource: Sendable {
                 .invalidArgument, "creating a volume from a snapshot is not supported; clone a volume instead")
         case nil:
             throw CSIError(.invalidArgument, "volume_content_source has no type; set volume.volume_id")
+        }
+    }
+}
+
+extension HeketiError {
+    /// Whether a create that failed this way may still have made (or still make) the volume. Only
+    /// refusals Heketi answers before doing anything are certain.
+    var leavesCreateOutcomeUnknown: Bool {
+        switch self {
+        case .invalidRequest, .unauthorized, .nameInUse, .noSpace, .tooManyBricks, .operationPending, .throttled,
+            .notFound, .clientUnusable:
+            false
+        case .operationFailed, .serverError, .unreachable, .timedOut:
+            true
         }
     }
 }

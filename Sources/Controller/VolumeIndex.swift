@@ -7,11 +7,15 @@ import Heketi
 /// by the first create), kept current by the controller's own creates, expansions and deletes,
 /// and caught up incrementally (one list request plus one request per volume it has not seen):
 ///
-/// - before a create of an unknown name, only when the last catch-up is older than a maximum age.
-///   The controller's own volumes are always in the index, so their GIDs stay unique; the age
-///   bounds how long a volume someone else created (heketi-cli, another cluster) can go unseen
-///   when a GID is chosen. A name held by a volume the index has not seen is not lost either:
-///   Heketi refuses the create ("already in use") and the controller catches up and adopts it.
+/// - before a create of an unknown name, unless the index is *settled* and its last catch-up is
+///   younger than a maximum age. Settled means a catch-up listed Heketi's volumes after Heketi
+///   reported no operation in flight: then nothing an earlier controller (killed mid-create) or
+///   this one (a create whose outcome is unknown) started can still finish unseen, so the
+///   controller's own volumes are all in the index and their GIDs stay unique. Until then, and
+///   again after a create with an unknown outcome, every new name catches up first. The age bounds
+///   how long a volume someone else created (heketi-cli, another cluster) can go unseen when a
+///   GID is chosen. A name held by a volume the index has not seen is not lost either: Heketi
+///   refuses the create ("already in use") and the controller catches up and adopts it.
 /// - before every clone, because Heketi does not refuse a clone whose name is taken.
 /// - when Heketi says a name is in use.
 ///
@@ -19,11 +23,24 @@ import Heketi
 actor VolumeIndex {
     private var byID: [String: HeketiVolume] = [:]
     private var idByName: [String: String] = [:]
+    /// When each volume was recorded, so a catch-up does not drop what was recorded after its list.
+    private var recordedAt: [String: ContinuousClock.Instant] = [:]
     /// GIDs handed out for creates that have not finished yet.
     private var reservedGIDs: Set<Int> = []
+    /// GIDs of creates whose outcome is unknown (the volume may still appear): held until the
+    /// index settles, when the list shows whether they were used.
+    private var unknownOutcomeGIDs: Set<Int> = []
     private var catchingUp: Task<Void, any Error>?
     /// When the last successful catch-up listed Heketi's volumes; nil before the first.
     private var listedAt: ContinuousClock.Instant?
+    /// See the type's documentation.
+    private(set) var isSettled = false
+    /// Counts `createOutcomeUnknown` calls, so a catch-up that overlapped one does not settle.
+    private var unknownOutcomes = 0
+    /// While unsettled: how many operations Heketi last said were in flight. A create an earlier
+    /// controller left running is invisible to the list, and it took the lowest GID free at the
+    /// time, so new GIDs skip that many of the lowest free ones.
+    private var inFlightElsewhere = 0
 
     /// The volume with this Heketi name, if the index knows one. Costs no request.
     func volume(named name: String) -> HeketiVolume? {
@@ -37,10 +54,20 @@ actor VolumeIndex {
     /// True once a catch-up has completed.
     var isBuilt: Bool { listedAt != nil }
 
-    /// Catches up unless the last catch-up started less than `maxAge` ago.
+    /// Catches up unless the index is settled and the last catch-up started less than `maxAge` ago.
     func catchUp(with heketi: any HeketiAPI, ifOlderThan maxAge: Duration) async throws {
-        if let listedAt, ContinuousClock.now - listedAt < maxAge { return }
+        if isSettled, let listedAt, ContinuousClock.now - listedAt < maxAge { return }
         try await catchUp(with: heketi)
+    }
+
+    /// A create with this GID failed in a way that leaves its outcome unknown (timed out, lost by
+    /// Heketi, no answer): the volume may exist or still appear. Keeps the GID out of use and the
+    /// index unsettled until a catch-up can tell.
+    func createOutcomeUnknown(gid: Int) {
+        reservedGIDs.remove(gid)
+        unknownOutcomeGIDs.insert(gid)
+        unknownOutcomes += 1
+        isSettled = false
     }
 
     /// Brings the index up to date with Heketi: fetches volumes it has not seen, drops deleted ones.
@@ -56,9 +83,21 @@ actor VolumeIndex {
     }
 
     private func fetchChanges(from heketi: any HeketiAPI) async throws {
+        // Asked before the list: with nothing in flight now, every volume anyone was creating is
+        // complete, so the list that follows shows it. (No answer: stay unsettled, list anyway.)
+        let unknownBefore = unknownOutcomes
+        var settles = isSettled
+        if !settles {
+            let inFlight = try? await heketi.operationsInFlight()
+            settles = inFlight == 0
+            // No answer: assume the limit Heketi runs by default (8 mutating operations).
+            inFlightElsewhere = inFlight ?? 8
+        }
         let started = ContinuousClock.now
         let ids = Set(try await heketi.volumeIDs())
         for id in byID.keys where !ids.contains(id) {
+            // Recorded after the list was taken (a create that finished meanwhile): keep it.
+            if let recorded = recordedAt[id], recorded >= started { continue }
             remove(id: id)
         }
         for id in ids where byID[id] == nil {
@@ -68,6 +107,11 @@ actor VolumeIndex {
             }
         }
         listedAt = started
+        if settles && !isSettled && unknownOutcomes == unknownBefore {
+            isSettled = true
+            unknownOutcomeGIDs.removeAll()
+            inFlightElsewhere = 0
+        }
     }
 
     func record(_ volume: HeketiVolume) {
@@ -75,6 +119,7 @@ actor VolumeIndex {
             idByName[old.name] = nil
         }
         byID[volume.id] = volume
+        recordedAt[volume.id] = .now
         // Heketi does not stop two clones from sharing a name; the first one seen keeps it.
         if idByName[volume.name] == nil {
             idByName[volume.name] = volume.id
@@ -83,20 +128,24 @@ actor VolumeIndex {
 
     func remove(id: String) {
         guard let volume = byID.removeValue(forKey: id) else { return }
+        recordedAt[id] = nil
         if idByName[volume.name] == id {
             idByName[volume.name] = byID.values.first { $0.name == volume.name }?.id
         }
     }
 
-    /// The lowest GID in `range` that no known volume uses and no pending create holds, reserved
-    /// until `release(gid:)`; nil when the range is exhausted.
+    /// The lowest GID in `range` that no known volume uses and no pending create holds (skipping,
+    /// while unsettled, as many of the lowest free ones as Heketi has operations in flight),
+    /// reserved until `release(gid:)`; nil when the range is exhausted.
     func reserveGID(in range: ClosedRange<Int>) -> Int? {
-        let used = Set(byID.values.map(\.gid)).union(reservedGIDs)
+        let used = Set(byID.values.map(\.gid)).union(reservedGIDs).union(unknownOutcomeGIDs)
         // Heketi accepts at most 2147483646; a range entirely above that has no usable GID (clamping
         // it would hand out a GID outside the StorageClass's range).
         let highest = min(range.upperBound, 2_147_483_646)
         guard range.lowerBound <= highest,
-            let gid = (range.lowerBound...highest).first(where: { !used.contains($0) })
+            let gid = (range.lowerBound...highest).lazy.filter({ !used.contains($0) }).dropFirst(
+                isSettled ? 0 : inFlightElsewhere
+            ).first
         else {
             return nil
         }

@@ -44,6 +44,8 @@ public protocol HeketiAPI: Sendable {
     func cluster(id: String) async throws(HeketiError) -> HeketiCluster
     /// `GET /nodes/{id}`.
     func node(id: String) async throws(HeketiError) -> HeketiNode
+    /// `GET /operations`: how many operations Heketi is running right now (anyone's).
+    func operationsInFlight() async throws(HeketiError) -> Int
 }
 
 /// What went wrong talking to Heketi. Converted to a `CSIError` in HeketiError+CSI.swift, the one

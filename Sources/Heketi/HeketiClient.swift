@@ -74,6 +74,10 @@ public final class HeketiClient: HeketiAPI {
     }
 
     /// `GET /clusters`.
+    public func operationsInFlight() async throws(HeketiError) -> Int {
+        try await get("/operations", as: OperationsInfoBody.self).inFlight ?? 0
+    }
+
     public func clusterIDs() async throws(HeketiError) -> [String] {
         try await get("/clusters", as: ClusterListBody.self).clusters ?? []
     }

@@ -203,6 +203,15 @@ struct VolumeListBody: HeketiResponseBody {
     }
 }
 
+/// `GET /operations` (only the count the controller uses).
+struct OperationsInfoBody: HeketiResponseBody {
+    var inFlight: Int?
+
+    init(json: JSONFields) throws(HeketiWireError) {
+        inFlight = try json.int("in_flight")
+    }
+}
+
 /// `GET /clusters`.
 struct ClusterListBody: HeketiResponseBody {
     var clusters: [String]?

@@ -20,6 +20,15 @@ final class FakeHeketi: HeketiAPI, Sendable {
         var raceOnCreate = false
         /// The next N `GET /volumes` fail as if Heketi were down.
         var failLists = 0
+        /// Creates running now, and operations of others (e.g. a killed controller) Heketi runs.
+        var runningCreates = 0
+        var othersInFlight = 0
+        /// The next create makes the volume but reports a timeout, as when the driver stopped
+        /// waiting for Heketi's queue.
+        var timeOutAfterNextCreate = false
+        /// When set, the next `GET /volumes` takes its snapshot and then waits for `releaseList()`.
+        var holdNextList = false
+        var heldList: CheckedContinuation<Void, Never>?
     }
 
     let state = Mutex(State())
@@ -54,13 +63,33 @@ final class FakeHeketi: HeketiAPI, Sendable {
 
     func volumeIDs() async throws(HeketiError) -> [String] {
         record("GET /volumes")
-        return try state.withLock { state throws(HeketiError) -> [String] in
+        let (ids, hold) = try state.withLock { state throws(HeketiError) -> ([String], Bool) in
             if state.failLists > 0 {
                 state.failLists -= 1
                 throw .unreachable("connection refused")
             }
-            return Array(state.volumes.keys)
+            defer { state.holdNextList = false }
+            return (Array(state.volumes.keys), state.holdNextList)
         }
+        if hold {
+            await withCheckedContinuation { continuation in state.withLock { $0.heldList = continuation } }
+        }
+        return ids
+    }
+
+    /// Whether a list is being held (its snapshot taken).
+    var isHoldingList: Bool { state.withLock { $0.heldList != nil } }
+
+    func releaseList() {
+        state.withLock { state in
+            defer { state.heldList = nil }
+            return state.heldList
+        }?.resume()
+    }
+
+    func operationsInFlight() async throws(HeketiError) -> Int {
+        record("GET /operations")
+        return state.withLock { $0.runningCreates + $0.othersInFlight }
     }
 
     func volume(id: String) async throws(HeketiError) -> HeketiVolume {
@@ -89,6 +118,7 @@ final class FakeHeketi: HeketiAPI, Sendable {
             }
             if request.sizeGiB * 3 > state.freeGiB { return .noSpace("Failed to allocate new volume: No space") }
             state.heldNames.insert(request.name)
+            state.runningCreates += 1
             return nil
         }
         if let reserved { throw reserved }
@@ -98,11 +128,15 @@ final class FakeHeketi: HeketiAPI, Sendable {
             id: newID(), name: request.name, sizeGiB: request.sizeGiB, clusterID: clusterID, gid: request.gid,
             durability: request.durability, hosts: hosts, glusterVolumeOptions: request.glusterVolumeOptions,
             snapshotFactor: request.snapshotFactor, brickCount: 3)
-        state.withLock { state in
+        let timeOut = state.withLock { state in
             state.heldNames.remove(request.name)
             state.volumes[volume.id] = volume
             state.freeGiB -= request.sizeGiB * 3
+            state.runningCreates -= 1
+            defer { state.timeOutAfterNextCreate = false }
+            return state.timeOutAfterNextCreate
         }
+        if timeOut { throw .timedOut("Heketi did not finish (create) within 5m; it may still complete in Heketi") }
         return volume
     }
 

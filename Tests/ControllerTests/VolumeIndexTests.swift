@@ -1,0 +1,83 @@
+import CSICore
+import Heketi
+import Testing
+
+@testable import Controller
+
+/// The GIDs of the controller's own volumes stay unique however creates and catch-ups overlap.
+@Suite struct VolumeIndexTests {
+    private func gids(_ heketi: FakeHeketi) -> [Int] { heketi.volumes.map(\.gid).sorted() }
+
+    @Test func aCreateWithAnUnknownOutcomeKeepsItsGIDOutOfUse() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi)
+        _ = try await service.createVolume(createRequest("pvc-0"), context: context())
+        // Heketi makes pvc-a with GID 2001, but the driver only learns that the wait timed out.
+        heketi.state.withLock { $0.timeOutAfterNextCreate = true }
+        let error = await csiError { _ = try await service.createVolume(createRequest("pvc-a"), context: context()) }
+        #expect(error?.code == .deadlineExceeded)
+        _ = try await service.createVolume(createRequest("pvc-b"), context: context())
+        #expect(gids(heketi) == [2000, 2001, 2002])
+        // The catch-up before pvc-b settled the index again: the next new name lists nothing.
+        let before = heketi.calls.count
+        _ = try await service.createVolume(createRequest("pvc-c"), context: context())
+        #expect(heketi.calls.count - before == 1, "\(heketi.calls[before...])")
+    }
+
+    @Test func aCatchUpKeepsVolumesRecordedWhileItListed() async throws {
+        let heketi = FakeHeketi()
+        let index = VolumeIndex()
+        heketi.state.withLock { $0.holdNextList = true }
+        let catchUp = Task { try await index.catchUp(with: heketi) }
+        for _ in 0..<500 where !heketi.isHoldingList { try await Task.sleep(for: .milliseconds(2)) }
+        // One of our creates finishes after the list's snapshot was taken.
+        let own = try await heketi.createVolume(
+            VolumeCreateRequest(sizeGiB: 1, name: "own", durability: .replicate(3), gid: 2000))
+        await index.record(own)
+        heketi.releaseList()
+        try await catchUp.value
+        #expect(await index.volume(named: "own") != nil)
+        #expect(await index.reserveGID(in: 2000...3000) == 2001)
+    }
+
+    @Test func aCloneCatchingUpWhileAnotherCreateFinishesLosesNothing() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi)
+        let source = try await service.createVolume(createRequest("pvc-src"), context: context())
+        heketi.state.withLock { $0.holdNextList = true }
+        var cloneRequest = createRequest("pvc-clone")
+        cloneRequest.volumeContentSource.volume.volumeID = source.volume.volumeID
+        let clone = Task { try await service.createVolume(cloneRequest, context: context()) }
+        for _ in 0..<500 where !heketi.isHoldingList { try await Task.sleep(for: .milliseconds(2)) }
+        let a = try await service.createVolume(createRequest("pvc-a"), context: context())
+        heketi.releaseList()
+        _ = try await clone.value
+        let b = try await service.createVolume(createRequest("pvc-b"), context: context())
+        #expect(a.volume.volumeContext["gid"] == "2001")
+        #expect(b.volume.volumeContext["gid"] == "2002")
+    }
+
+    @Test func afterARestartNewNamesCatchUpUntilHeketiHasNothingInFlight() async throws {
+        let heketi = FakeHeketi()
+        heketi.seed(name: "old", gid: 2000)
+        // A create the previous controller started (with the lowest free GID, 2001) is still
+        // running in Heketi: not listed yet, but counted in flight.
+        heketi.state.withLock { $0.othersInFlight = 1 }
+        let service = makeService(heketi)
+        await service.buildIndexInBackground(logger: context().logger)?.value
+        let first = try await service.createVolume(createRequest("pvc-a"), context: context())
+        #expect(first.volume.volumeContext["gid"] == "2002", "the lowest free GID may be the other create's")
+        heketi.seed(name: "previous-controller", gid: 2001)
+        heketi.state.withLock { $0.othersInFlight = 0 }
+        let second = try await service.createVolume(createRequest("pvc-b"), context: context())
+        #expect(second.volume.volumeContext["gid"] == "2003")
+        // Settled now: a new name costs only its create, and GIDs are the lowest free again.
+        let old = try #require(heketi.volumes.first { $0.name == "old" })
+        heketi.state.withLock { _ = $0.volumes.removeValue(forKey: old.id) }
+        let before = heketi.calls.count
+        let third = try await service.createVolume(createRequest("pvc-c"), context: context())
+        #expect(heketi.calls.count - before == 1, "\(heketi.calls[before...])")
+        #expect(third.volume.volumeContext["gid"] == "2004", "the index has not seen the removal yet")
+        #expect(Set(gids(heketi)).count == heketi.volumes.count)
+    }
+}
