@@ -45,15 +45,17 @@ public final class DeadlineTimer: @unchecked Sendable {
     /// unless `cancel` comes first. A deadline already past fires at once.
     public func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Token {
         pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
         let id = nextID
         nextID += 1
         entries[id] = Entry(deadline: deadline, action: action)
-        if !started {
-            started = true
-            ThreadCache.shared.run { [self] in fireForever() }
-        } else if sleeping, sleepingUntil.map({ deadline < $0 }) ?? true {
+        let start = !started
+        started = true
+        if !start, sleeping, sleepingUntil.map({ deadline < $0 }) ?? true {
             pthread_cond_signal(changed)
+        }
+        pthread_mutex_unlock(mutex)
+        if start {
+            ThreadCache.shared.run { [self] in fireForever() }
         }
         return Token(id: id)
     }
@@ -88,7 +90,9 @@ public final class DeadlineTimer: @unchecked Sendable {
             sleeping = true
             sleepingUntil = earliest
             if let earliest {
-                var wake = Self.monotonicTime(after: earliest - now)
+                // At most an hour at a time: a far deadline (a client may ask for centuries) needs
+                // no exact wake-up, and the loop re-arms.
+                var wake = Self.monotonicTime(after: min(earliest - now, .seconds(3600)))
                 pthread_cond_timedwait(changed, mutex, &wake)
             } else {
                 pthread_cond_wait(changed, mutex)
@@ -97,13 +101,12 @@ public final class DeadlineTimer: @unchecked Sendable {
         }
     }
 
-    /// CLOCK_MONOTONIC (what the condition waits on) `duration` from now.
+    /// CLOCK_MONOTONIC (what the condition waits on) `duration` (at most an hour) from now.
     private static func monotonicTime(after duration: Duration) -> timespec {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
-        let nanoseconds = Int64(now.tv_nsec) + max(duration.nanoseconds, 0)
-        let (seconds, overflow) = Int64(now.tv_sec).addingReportingOverflow(nanoseconds / 1_000_000_000)
+        let nanoseconds = Int64(now.tv_nsec) + min(max(duration.nanoseconds, 0), 3_600_000_000_000)
         return timespec(
-            tv_sec: overflow ? Int.max : Int(seconds), tv_nsec: Int(nanoseconds % 1_000_000_000))
+            tv_sec: now.tv_sec + Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
     }
 }

@@ -11,9 +11,12 @@ import Glibc
 ///
 /// Several tasks can share the thread: an RPC's handler and the operation it starts (which must
 /// outlive the RPC) run on one thread, so handing the outcome back to the handler wakes nobody.
-/// While one of them blocks, the others wait; that only delays an answer the client has stopped
-/// waiting for (gRPC answers an expired or cancelled call itself). The thread comes from
-/// `ThreadCache` with the first job and goes back when the last task using it has ended.
+/// While one of them blocks, the others wait. For the handler that means: when its wait for the
+/// operation ends (deadline, cancellation), its answer goes out once the operation's current
+/// blocking call returns — bounded by that call's own timeout (a Heketi request's). A client whose
+/// deadline passed or who cancelled has its answer from gRPC already; only a client that set no
+/// deadline (the controller's default wait applies) gets its ABORTED that much later. The thread
+/// comes from `ThreadCache` with the first job and goes back when the last task using it has ended.
 public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
     /// Guards `jobs` and `closed`.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>

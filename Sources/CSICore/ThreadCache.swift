@@ -10,13 +10,20 @@ final class ThreadCache: @unchecked Sendable {
 
     private let maxIdle: Int
     private let idleTimeout: Duration
+    /// Threads this cache may have at once; beyond it (as when the system refuses a new thread)
+    /// jobs wait for a worker to finish.
+    private let maxThreads: Int
+    private var threads = 0
     /// Guards `idle` and every worker's `job`.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var idle: [Worker] = []
+    /// Jobs no thread could be created for; the next worker to finish a job takes them.
+    private var waiting: [@Sendable () -> Void] = []
 
-    init(maxIdle: Int, idleTimeout: Duration) {
+    init(maxIdle: Int, idleTimeout: Duration, maxThreads: Int = .max) {
         self.maxIdle = maxIdle
         self.idleTimeout = idleTimeout
+        self.maxThreads = maxThreads
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
@@ -40,14 +47,28 @@ final class ThreadCache: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
         let worker = Worker(job: body)
         guard spawn(worker) else {
-            // Out of threads: running inline blocks the caller's thread, but losing the work would
-            // be worse (a continuation never resumed hangs the RPC forever).
-            body()
+            // Out of threads (the container's pids limit): the job waits for a worker to finish its
+            // current one. Running it here instead could block the caller (the gRPC completion
+            // queue thread) forever, or deadlock on a lock the caller holds.
+            pthread_mutex_lock(mutex)
+            if let parked = idle.popLast() {
+                // A worker parked since we looked.
+                parked.job = body
+                pthread_cond_signal(parked.wakeUp)
+            } else {
+                waiting.append(body)
+            }
+            pthread_mutex_unlock(mutex)
             return
         }
     }
 
     private func spawn(_ worker: Worker) -> Bool {
+        pthread_mutex_lock(mutex)
+        let allowed = threads < maxThreads
+        if allowed { threads += 1 }
+        pthread_mutex_unlock(mutex)
+        guard allowed else { return false }
         // The +1 reference to this pair moves to the new thread, which takes it back exactly once.
         let start = Unmanaged.passRetained(WorkerStart(cache: self, worker: worker)).toOpaque()
         var attributes = pthread_attr_t()
@@ -64,6 +85,9 @@ final class ThreadCache: @unchecked Sendable {
             }, start)
         if status != 0 {
             Unmanaged<WorkerStart>.fromOpaque(start).release()
+            pthread_mutex_lock(mutex)
+            threads -= 1
+            pthread_mutex_unlock(mutex)
             return false
         }
         return true
@@ -77,6 +101,10 @@ final class ThreadCache: @unchecked Sendable {
             job()
             pthread_mutex_lock(mutex)
             worker.job = nil
+            if !waiting.isEmpty {
+                worker.job = waiting.removeFirst()
+                continue
+            }
             guard idle.count < maxIdle else { break }
             idle.append(worker)
             var deadline = Self.monotonicNow(plus: idleTimeout)
@@ -87,6 +115,7 @@ final class ThreadCache: @unchecked Sendable {
                 }
             }
         }
+        threads -= 1
         pthread_mutex_unlock(mutex)
     }
 

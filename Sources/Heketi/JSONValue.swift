@@ -29,8 +29,9 @@ enum JSONValue: Equatable, Sendable {
         case .null: output += Array("null".utf8)
         case .bool(let value): output += Array((value ? "true" : "false").utf8)
         case .number(let value):
-            // Integral values as integers: Heketi's Go structs read sizes and GIDs into ints.
-            if value == value.rounded(), abs(value) < 1e15 {
+            // Integral values as integers (Heketi's Go structs read sizes and GIDs into ints), as far
+            // as a Double holds them exactly.
+            if value == value.rounded(), abs(value) <= 9_007_199_254_740_992 {
                 output += Array(String(Int64(value)).utf8)
             } else {
                 output += Array(String(value).utf8)
@@ -274,10 +275,12 @@ private struct JSONReader {
                     if (0xDC00..<0xE000).contains(low) {
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     } else {
-                        text.unicodeScalars.append("\u{FFFD}")
-                        code = low
+                        // Not a pair: the high half alone is invalid (U+FFFD, as Go does), and the
+                        // next escape is read again on its own.
+                        position -= 6
                     }
                 }
+                // A lone surrogate half is no scalar: U+FFFD.
                 text.unicodeScalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
             default: throw problem("unknown escape")
             }

@@ -18,17 +18,19 @@ struct DeadlineTimerTests {
         let timer = DeadlineTimer()
         let fired = Fired()
         let start = ContinuousClock.now
-        _ = timer.schedule(at: start + .seconds(2)) { fired.record("late") }
+        _ = timer.schedule(at: start + .seconds(30)) { fired.record("late") }
         // The thread now sleeps until the late deadline; this one must wake it.
         _ = timer.schedule(at: start + .milliseconds(150)) { fired.record("early") }
         _ = timer.schedule(at: start - .seconds(1)) { fired.record("past") }
-        try await Task.sleep(for: .milliseconds(600))
+        // A client may send a deadline centuries away; it must neither fire nor break the timer.
+        _ = timer.schedule(at: start + .nanoseconds(Int64.max)) { fired.record("centuries") }
+        for _ in 0..<500 where fired.names.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(fired.names == ["early", "past"])
         let early = try #require(fired.time("early"))
         #expect(early >= start + .milliseconds(150))
-        #expect(early < start + .milliseconds(500))
-        #expect(try #require(fired.time("past")) < start + .milliseconds(100))
-        #expect(timer.pendingCount == 1)
+        // Generous: only "long before the late one" matters, and CI machines can be slow.
+        #expect(early < start + .seconds(10))
+        #expect(timer.pendingCount == 2)
     }
 
     @Test("a cancelled action never runs")
@@ -39,7 +41,7 @@ struct DeadlineTimerTests {
         _ = timer.schedule(at: .now + .milliseconds(200)) { fired.record("kept") }
         timer.cancel(token)
         #expect(timer.pendingCount == 1)
-        try await Task.sleep(for: .milliseconds(500))
+        for _ in 0..<500 where fired.names.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         #expect(fired.names == ["kept"])
         #expect(timer.pendingCount == 0)
     }

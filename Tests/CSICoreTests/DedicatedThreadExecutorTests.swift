@@ -52,6 +52,20 @@ struct DedicatedThreadExecutorTests {
         #expect(Set(seen).count == 1, "both tasks ran on one thread: \(seen)")
     }
 
+    @Test("every task's thread is given back")
+    func threadsAreGivenBack() async {
+        func threadCount() -> Int {
+            (try? FileManagerless.directoryEntries("/proc/self/task").count) ?? 0
+        }
+        _ = await BlockingThread.task { 0 }.value
+        let before = threadCount()
+        for index in 0..<200 {
+            _ = await BlockingThread.task { index }.value
+        }
+        // A leak would leave 200 more threads; parked ones are bounded by the cache (16).
+        #expect(threadCount() <= before + 16, "threads: \(before) → \(threadCount())")
+    }
+
     @Test("tasks that block do not hold each other up")
     func blockedTasksRunSideBySide() async {
         let started = Mutex(0)
@@ -74,5 +88,23 @@ struct DedicatedThreadExecutorTests {
         }
         task.cancel()
         #expect(await task.value)
+    }
+}
+
+/// Directory listing with opendir/readdir (CSICore's tests do not import Foundation).
+enum FileManagerless {
+    struct Failure: Error {}
+
+    static func directoryEntries(_ path: String) throws -> [String] {
+        guard let directory = opendir(path) else { throw Failure() }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 }

@@ -60,6 +60,26 @@ struct ThreadCacheTests {
         #expect(await Self.run(on: cache) { 7 } == 7)
     }
 
+    @Test("with no thread to spare, jobs wait for a worker instead of running on the caller")
+    func jobsWaitWhenNoThreadCanBeMade() async {
+        let cache = ThreadCache(maxIdle: 4, idleTimeout: .seconds(30), maxThreads: 1)
+        let caller = Self.threadID()
+        let threads = await withTaskGroup(of: UInt.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    await Self.run(on: cache) {
+                        usleep(20_000)
+                        return Self.threadID()
+                    }
+                }
+            }
+            return await group.reduce(into: [UInt]()) { $0.append($1) }
+        }
+        #expect(threads.count == 4)
+        #expect(Set(threads).count == 1, "all four ran, one after the other, on the one thread")
+        #expect(!threads.contains(caller))
+    }
+
     private static func run<T: Sendable>(on cache: ThreadCache, _ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             cache.run { continuation.resume(returning: body()) }

@@ -28,6 +28,17 @@ import Testing
         #expect(throws: HeketiWireError.self) { try parse(text) }
     }
 
+    @Test func loneSurrogateHalvesBecomeReplacementCharactersAsInGo() throws {
+        #expect(try parse(#""\uD800\uD800\uDC00""#) == .string("\u{FFFD}\u{10000}"))
+        #expect(try parse(#""\uDC00x\uD800""#) == .string("\u{FFFD}x\u{FFFD}"))
+        #expect(try parse(#""\uD800\n""#) == .string("\u{FFFD}\n"))
+    }
+
+    @Test func largeIntegersAreWrittenAsIntegers() {
+        #expect(String(decoding: JSONValue.number(1e15).text, as: UTF8.self) == "1000000000000000")
+        #expect(String(decoding: JSONValue.number(-2).text, as: UTF8.self) == "-2")
+    }
+
     @Test func saysWhereTheProblemIs() {
         #expect(throws: HeketiWireError("not JSON: expected ',' or ']' at byte 3")) { try parse("[1 2]") }
     }
