@@ -82,6 +82,11 @@ static int64_t deadline_ns_from(gpr_timespec deadline) {
     }
     gpr_timespec monotonic = gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC);
     gpr_timespec left = gpr_time_sub(monotonic, gpr_now(GPR_CLOCK_MONOTONIC));
+    // gRPC allows timeouts up to 99999999 hours; beyond ~292 years the nanoseconds overflow, and
+    // such a deadline is no deadline.
+    if (left.tv_sec >= INT64_MAX / 1000000000LL - 1) {
+        return -1;
+    }
     int64_t ns = left.tv_sec * 1000000000LL + left.tv_nsec;
     return ns < 0 ? 0 : ns;
 }

@@ -188,6 +188,17 @@ def test_delete_after_the_storage_class_is_gone_needs_only_id_and_secrets(csi, h
     assert heketi_volumes(heketi) == []
 
 
+def test_a_deadline_decades_away_is_honoured_like_any_other(csi, heketi, start_driver):
+    """A timeout of 31 years (grpcio cannot send more than ~292 years; the shim treats anything
+    beyond that as no deadline) reaches the driver's timers without overflowing them."""
+    driver = start_driver(*controller_args(heketi))
+    stub = csi.grpc.ControllerStub(driver.channel())
+    created = stub.CreateVolume(create_request(csi, "pvc-far-deadline"), timeout=10**9).volume
+    assert [v["name"] for v in heketi_volumes(heketi)] == [created.volume_context["glusterVolume"]]
+    stub.DeleteVolume(csi.pb.DeleteVolumeRequest(volume_id=created.volume_id, secrets=SECRETS), timeout=10**9)
+    assert heketi_volumes(heketi) == []
+
+
 def test_a_wrong_key_says_what_to_fix(csi, heketi, start_driver):
     driver = start_driver("--mode", "controller", "--heketi-url", heketi.url)
     with pytest.raises(grpc.RpcError) as error:
