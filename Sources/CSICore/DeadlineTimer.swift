@@ -33,12 +33,7 @@ public final class DeadlineTimer: @unchecked Sendable {
     public init() {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
-        changed = .allocate(capacity: 1)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(changed, &attributes)
-        pthread_condattr_destroy(&attributes)
+        changed = MonotonicCondition.make()
     }
 
     /// Calls `action` (on the timer thread; it must be quick and must not block) at `deadline`,
@@ -90,23 +85,14 @@ public final class DeadlineTimer: @unchecked Sendable {
             sleeping = true
             sleepingUntil = earliest
             if let earliest {
-                // At most an hour at a time: a far deadline (a client may ask for centuries) needs
-                // no exact wake-up, and the loop re-arms.
-                var wake = Self.monotonicTime(after: min(earliest - now, .seconds(3600)))
+                // At most an hour at a time (MonotonicCondition): a far deadline (a client may ask
+                // for centuries) needs no exact wake-up, and the loop re-arms.
+                var wake = MonotonicCondition.deadline(after: earliest - now)
                 pthread_cond_timedwait(changed, mutex, &wake)
             } else {
                 pthread_cond_wait(changed, mutex)
             }
             sleeping = false
         }
-    }
-
-    /// CLOCK_MONOTONIC (what the condition waits on) `duration` (at most an hour) from now.
-    private static func monotonicTime(after duration: Duration) -> timespec {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let nanoseconds = Int64(now.tv_nsec) + min(max(duration.nanoseconds, 0), 3_600_000_000_000)
-        return timespec(
-            tv_sec: now.tv_sec + Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
     }
 }

@@ -107,7 +107,7 @@ final class ThreadCache: @unchecked Sendable {
             }
             guard idle.count < maxIdle else { break }
             idle.append(worker)
-            var deadline = Self.monotonicNow(plus: idleTimeout)
+            var deadline = MonotonicCondition.deadline(after: idleTimeout)
             while worker.job == nil {
                 if pthread_cond_timedwait(worker.wakeUp, mutex, &deadline) == ETIMEDOUT, worker.job == nil {
                     idle.removeAll { $0 === worker }
@@ -118,13 +118,6 @@ final class ThreadCache: @unchecked Sendable {
         threads -= 1
         pthread_mutex_unlock(mutex)
     }
-
-    private static func monotonicNow(plus duration: Duration) -> timespec {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let total = Int64(now.tv_nsec) + duration.nanoseconds
-        return timespec(tv_sec: now.tv_sec + Int(total / 1_000_000_000), tv_nsec: Int(total % 1_000_000_000))
-    }
 }
 
 /// One cached thread: the job it runs next (nil while parked) and the condition that wakes it.
@@ -134,17 +127,11 @@ private final class Worker: @unchecked Sendable {
 
     init(job: @escaping @Sendable () -> Void) {
         self.job = job
-        wakeUp = .allocate(capacity: 1)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(wakeUp, &attributes)
-        pthread_condattr_destroy(&attributes)
+        wakeUp = MonotonicCondition.make()
     }
 
     deinit {
-        pthread_cond_destroy(wakeUp)
-        wakeUp.deallocate()
+        MonotonicCondition.destroy(wakeUp)
     }
 }
 
