@@ -68,7 +68,8 @@ extension ControllerService {
             // Heketi would clone twice under one name: only the index can tell it already exists.
             try await index.catchUp(with: heketi)
         } else {
-            // Heketi refuses a create whose name is taken, so an old index loses nothing here.
+            // Heketi refuses a create whose name is taken, so the index need only be current
+            // enough to keep GIDs unique (see VolumeIndex for when that needs a catch-up).
             try await index.catchUp(with: heketi, ifOlderThan: indexMaxAge)
         }
         if let existing = await index.volume(named: name.value) {
