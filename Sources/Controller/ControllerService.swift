@@ -96,14 +96,8 @@ public final class ControllerService: Sendable {
     }
 }
 
-/// Keys of the volume_context the controller writes for the node.
-public enum VolumeContextKey {
-    public static let glusterVolume = "glusterVolume"
-    public static let glusterHosts = "glusterHosts"
-    public static let gid = "gid"
-    public static let heketiVolumeID = "heketiVolumeID"
-    public static let heketiClusterID = "heketiClusterID"
-
+extension VolumeContextKey {
+    /// The volume_context the controller writes for the node.
     static func context(for volume: HeketiVolume) -> [String: String] {
         var context = [
             glusterVolume: volume.name,

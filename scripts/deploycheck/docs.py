@@ -44,9 +44,7 @@ def check_docs(context: Context) -> str:
          swift_literals(sources / "Node/GlusterMountOptions.swift", "private static let flags",
                         "/// Checks one `mount_flags` entry", pattern=r"[a-z_][a-z0-9_.-]*")),
         ("volume-id.md", "volume_context key",
-         swift_literals(sources / "Node/GlusterVolumeSource.swift", "public enum VolumeContextKey", "\n}\n")
-         | swift_literals(sources / "Controller/ControllerService.swift", "public enum VolumeContextKey",
-                          "static func context")),
+         swift_literals(sources / "CSICore/VolumeContextKey.swift", "public enum VolumeContextKey", "\n}\n")),
     ]
     for page, what, names in expectations:
         problems(bool(names), f"found no {what}s in the sources; has the code moved?")
