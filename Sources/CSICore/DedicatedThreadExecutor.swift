@@ -17,19 +17,18 @@ import Glibc
 /// deadline passed or who cancelled has its answer from gRPC already; only a client that set no
 /// deadline (the controller's default wait applies) gets its ABORTED that much later. The thread
 /// comes from `ThreadCache` with the first job and goes back when the last task using it has ended.
-public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
-    /// Guards `jobs` and `closed`.
+final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
+    /// Guards everything below. (The queue holds a job or two: an array is plenty.)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let jobsReady: UnsafeMutablePointer<pthread_cond_t>
     private var jobs: [UnownedJob] = []
-    private var head = 0
     private var closed = false
     /// Whether the thread has been asked for (at the first job, which it is handed directly).
     private var started = false
     /// Tasks started on this executor that have not ended; it closes when this drops to zero.
     private var users = 0
 
-    public init() {
+    init() {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         jobsReady = .allocate(capacity: 1)
@@ -43,7 +42,7 @@ public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
         mutex.deallocate()
     }
 
-    public func enqueue(_ job: consuming ExecutorJob) {
+    func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         pthread_mutex_lock(mutex)
         if closed {
@@ -96,16 +95,11 @@ public final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
         defer { Self.setCurrent(nil) }
         pthread_mutex_lock(mutex)
         while true {
-            while head == jobs.count && !closed {
+            while jobs.isEmpty && !closed {
                 pthread_cond_wait(jobsReady, mutex)
             }
-            guard head < jobs.count else { break }
-            let job = jobs[head]
-            head += 1
-            if head == jobs.count {
-                jobs.removeAll(keepingCapacity: true)
-                head = 0
-            }
+            guard !jobs.isEmpty else { break }
+            let job = jobs.removeFirst()
             pthread_mutex_unlock(mutex)
             job.runSynchronously(on: asUnownedTaskExecutor())
             pthread_mutex_lock(mutex)

@@ -39,9 +39,8 @@ public final class ControllerService: Sendable {
     /// without a default Heketi), for tests.
     @discardableResult
     public func buildIndexInBackground(logger: Logger) -> Task<Void, Never>? {
-        guard configuration.defaultHeketiURL != nil, let endpoint = try? connections.endpoint(url: nil) else {
-            return nil
-        }
+        // Throws without a default Heketi: nothing to build.
+        guard let endpoint = try? connections.endpoint(url: nil) else { return nil }
         let heketi = connections.client(for: endpoint)
         let index = connections.index(for: endpoint)
         return Task {

@@ -51,9 +51,6 @@ actor VolumeIndex {
 
     var count: Int { byID.count }
 
-    /// True once a catch-up has completed.
-    var isBuilt: Bool { listedAt != nil }
-
     /// Catches up unless the index is settled and the last catch-up started less than `maxAge` ago.
     func catchUp(with heketi: any HeketiAPI, ifOlderThan maxAge: Duration) async throws {
         if isSettled, let listedAt, ContinuousClock.now - listedAt < maxAge { return }

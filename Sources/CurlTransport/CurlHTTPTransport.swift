@@ -28,7 +28,9 @@ public final class CurlHTTPTransport: HTTPTransport {
     private let maxBodyBytes: Int
     private let maxIdleHandles: Int
     private let idle = Mutex<[CurlEasy]>([])
-    private let initFailure: String?
+    /// Why this transport cannot make any request (libcurl could not be loaded or initialised),
+    /// or nil when it can. Every `send` then throws `HTTPTransportError.unusable` with this text.
+    public let initialisationFailure: String?
 
     /// - Parameters:
     ///   - caBundlePath: a PEM file of extra CA certificates to trust for https, in addition to the
@@ -43,12 +45,8 @@ public final class CurlHTTPTransport: HTTPTransport {
         // The first transport in the process loads libcurl (dlopen) and initialises it; a missing
         // or unusable library fails every request with the shim's explanation instead of
         // crashing the process.
-        self.initFailure = CurlLibrary.initialise()
+        self.initialisationFailure = CurlLibrary.initialise()
     }
-
-    /// Why this transport cannot make any request (libcurl could not be loaded or initialised),
-    /// or nil when it can. Every `send` then throws `HTTPTransportError.failed` with this text.
-    public var initialisationFailure: String? { initFailure }
 
     /// How many idle handles the pool holds (for tests and diagnostics).
     public var idleHandleCount: Int { idle.withLock { $0.count } }
@@ -56,7 +54,7 @@ public final class CurlHTTPTransport: HTTPTransport {
     /// Performs `request` on a thread of its own and returns the final response (3xx included).
     /// Throws `cannotConnect`, `timedOut`, `tls`, or `failed` (also when the task is cancelled).
     public func send(_ request: HTTPRequest) async throws(HTTPTransportError) -> HTTPResponse {
-        if let initFailure { throw .unusable(initFailure) }
+        if let initialisationFailure { throw .unusable(initialisationFailure) }
         let easy = try checkOut()
         let caBundlePath = self.caBundlePath
         let result = await withTaskCancellationHandler {
