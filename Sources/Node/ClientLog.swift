@@ -41,9 +41,8 @@ struct ClientLog {
         }
     }
 
-    /// `message` followed by the log tail, or a pointer to the log when it has nothing new.
-    func appendTail(to message: String) -> String {
-        let lines = tail()
+    /// `message` followed by `lines` (from `tail()`), or a pointer to the log when it has nothing new.
+    func append(_ lines: [String], to message: String) -> String {
         guard !lines.isEmpty else { return "\(message) (the glusterfs client log \(path) has no new lines)" }
         return "\(message); last lines of the glusterfs client log \(path):\n" + lines.joined(separator: "\n")
     }

@@ -73,10 +73,11 @@ extension NodeService {
                     try? await unmountAll(stagingPath, logger: logger, context: cleanup)
                 }
                 let csiError = error.csiError
-                let clientLog = log.tail().joined(separator: "\n")
+                let tail = log.tail()
                 throw CSIError(
-                    Self.volumeIsMissing(clientLog) ? .notFound : csiError.code,
-                    log.appendTail(
+                    Self.volumeIsMissing(tail.joined(separator: "\n")) ? .notFound : csiError.code,
+                    log.append(
+                        tail,
                         to: "cannot mount Gluster volume \(source.volume) from \(mountSource) on \(stagingPath): "
                             + csiError.message))
             }

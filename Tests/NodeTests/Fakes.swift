@@ -129,16 +129,25 @@ final class FakeMounter: Mounter {
 /// given a scripted answer — "the stat of this path fails with ENOTCONN".
 final class FakeProbe: FileSystemProbe {
     private let overrides = Mutex<[String: PathHealth]>([:])
+    /// Answers given once each, in order, before `overrides` (a mount that dies between probes).
+    private let sequences = Mutex<[String: [PathHealth]]>([:])
     private let probed = Mutex<[String]>([])
     let usage = FilesystemUsage(
         totalBytes: 10_000, availableBytes: 6_000, usedBytes: 4_000, totalInodes: 100, availableInodes: 70,
         usedInodes: 30)
 
     func set(_ path: String, _ health: PathHealth?) { overrides.withLock { $0[path] = health } }
+    func answer(_ path: String, with healths: [PathHealth]) { sequences.withLock { $0[path] = healths } }
     var probedPaths: [String] { probed.withLock { $0 } }
 
     func health(of path: String, timeout: Duration) async -> PathHealth {
         probed.withLock { $0.append(path) }
+        let next = sequences.withLock { sequences -> PathHealth? in
+            guard var queue = sequences[path], !queue.isEmpty else { return nil }
+            defer { sequences[path] = queue }
+            return queue.removeFirst()
+        }
+        if let next { return next }
         if let scripted = overrides.withLock({ $0[path] }) { return scripted }
         var info = stat()
         return stat(path, &info) == 0 ? .healthy : .missing

@@ -115,16 +115,16 @@ struct NodePublishTests {
         #expect(fixture.logs.texts.contains { $0.contains("recovered a dead staging mount") })
     }
 
-    @Test("a staging mount that dies while another publish holds the volume is ABORTED, not repaired twice")
+    @Test("a staging mount that dies after the publish chose the shared lock is ABORTED, not repaired under it")
     func deadStagingUnderSharedLock() async throws {
         let fixture = Fixture()
         try await fixture.stage()
-        fixture.probe.set(fixture.staging, .corrupted(reason: "Stale file handle"))
+        // Healthy when the lock is chosen, dead when checked again under it.
+        fixture.probe.answer(fixture.staging, with: [.healthy, .corrupted(reason: "Stale file handle")])
         fixture.mounter.clearCalls()
-        let error = await csiError {
-            try await fixture.service.locks.withSharedLock(.volume("vol-1")) { _ = try await fixture.publish() }
-        }
+        let error = await csiError { _ = try await fixture.publish() }
         #expect(error?.code == .aborted)
+        #expect(error?.message.contains("died during this call; retry to repair it") == true)
         #expect(fixture.mounter.calls.isEmpty)
     }
 

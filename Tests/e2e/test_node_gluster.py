@@ -214,5 +214,5 @@ def test_a_bad_mount_option_and_a_missing_volume_say_what_is_wrong(csi, stack):
             volume_capability=rwx, volume_context=missing), timeout=120)
     # The client log's last lines are appended, as the in-tree plugin did: admins debug with them.
     assert "no-such-volume" in no_volume.value.details()
-    assert "log" in no_volume.value.details().lower()
+    assert "last lines of the glusterfs client log" in no_volume.value.details()
     assert mounts_under(stack.dir) == []
