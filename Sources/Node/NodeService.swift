@@ -36,22 +36,8 @@ public final class NodeService: Sendable {
         nodeID: String, mounter: any Mounter, probe: any FileSystemProbe = SystemFileSystemProbe(),
         logDirectory: String, timeouts: NodeTimeouts = NodeTimeouts()
     ) throws(NodeConfigurationError) {
-        guard !nodeID.isEmpty, nodeID.utf8.count <= NodeRequestValidation.maxIDLength else {
-            throw NodeConfigurationError("node ID must be 1 to \(NodeRequestValidation.maxIDLength) bytes")
-        }
-        // The log directory becomes part of a mount option (log-file=...), so it is held to the
-        // same character rules as option values, plus '/'.
-        let validDirectory =
-            (try? NodeRequestValidation.path(logDirectory, field: "log directory")) != nil
-            && logDirectory.utf8.allSatisfy {
-                isASCIIAlphanumeric($0) || $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "_")
-                    || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-")
-            }
-        guard validDirectory else {
-            throw NodeConfigurationError(
-                "log directory must be an absolute, clean path of A-Z a-z 0-9 / _ . -, got '\(printable(logDirectory))'"
-            )
-        }
+        try Self.check(nodeID: nodeID)
+        try Self.check(logDirectory: logDirectory)
         self.nodeID = nodeID
         self.mounter = mounter
         self.probe = probe
@@ -155,6 +141,32 @@ public struct NodeTimeouts: Sendable, Equatable {
 }
 
 /// The node service cannot start with this configuration.
+extension NodeService {
+    /// The node ID rule (`init` applies it; the command line checks its flag with it too).
+    public static func check(nodeID: String) throws(NodeConfigurationError) {
+        guard !nodeID.isEmpty, nodeID.utf8.count <= NodeRequestValidation.maxIDLength else {
+            throw NodeConfigurationError("node ID must be 1 to \(NodeRequestValidation.maxIDLength) bytes")
+        }
+    }
+
+    /// The client-log directory rule (`init` applies it; the command line checks its flag with it).
+    /// The directory becomes part of a mount option (log-file=...), so it is held to the same
+    /// character rules as option values, plus '/'.
+    public static func check(logDirectory: String) throws(NodeConfigurationError) {
+        let valid =
+            (try? NodeRequestValidation.path(logDirectory, field: "log directory")) != nil
+            && logDirectory.utf8.allSatisfy {
+                isASCIIAlphanumeric($0) || $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "_")
+                    || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-")
+            }
+        guard valid else {
+            throw NodeConfigurationError(
+                "log directory must be an absolute, clean path of A-Z a-z 0-9 / _ . -, got '\(printable(logDirectory))'"
+            )
+        }
+    }
+}
+
 public struct NodeConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What is wrong with the configuration and what to change.
     public var description: String

@@ -2,6 +2,7 @@ import CSICore
 import Controller
 import GRPCServer
 import Logging
+import Node
 
 #if canImport(Glibc)
 import Glibc
@@ -93,10 +94,11 @@ struct DriverConfiguration: Sendable {
         self.mode = mode
 
         nodeID = value(flags.nodeID, Variable.nodeID) ?? hostName()
-        guard !nodeID.isEmpty, nodeID.utf8.count <= 192 else {
+        do {
+            try NodeService.check(nodeID: nodeID)
+        } catch {
             throw CSIError(
-                .invalidArgument,
-                "--node-id (\(Variable.nodeID)) must be 1 to 192 bytes; set it to the Kubernetes node name")
+                .invalidArgument, "--node-id (\(Variable.nodeID)): \(error); set it to the Kubernetes node name")
         }
 
         driverName = value(flags.driverName, Variable.driverName) ?? DriverInfo.defaultName
@@ -160,9 +162,13 @@ struct DriverConfiguration: Sendable {
                     + "seconds from 10 to 86400 (default 600)")
         }
         heketiOperationTimeout = .seconds(timeout)
-        mountLogDirectory = try Self.absolutePath(
-            value(flags.mountLogDirectory, Variable.mountLogDirectory) ?? Self.defaultMountLogDirectory,
-            "--mount-log-dir (\(Variable.mountLogDirectory))")
+        mountLogDirectory =
+            value(flags.mountLogDirectory, Variable.mountLogDirectory) ?? Self.defaultMountLogDirectory
+        do {
+            try NodeService.check(logDirectory: mountLogDirectory)
+        } catch {
+            throw CSIError(.invalidArgument, "--mount-log-dir (\(Variable.mountLogDirectory)): \(error)")
+        }
     }
 
     private static func absolutePath(_ path: String, _ name: String) throws(CSIError) -> String {

@@ -59,6 +59,15 @@ private func configuration(
         (DriverConfiguration.Flags(shutdownGrace: "-1"), "--shutdown-grace"),
         (DriverConfiguration.Flags(endpoint: "tcp://h:1"), "only Unix sockets"),
         (DriverConfiguration.Flags(nodeID: String(repeating: "n", count: 200)), "--node-id"),
+        // The node service's own rules, checked where the flag is read so the error names it.
+        (
+            DriverConfiguration.Flags(nodeID: String(repeating: "n", count: 150)),
+            "--node-id (GLUSTERFS_CSI_NODE_ID): node ID must be 1 to 128 bytes"
+        ),
+        (
+            DriverConfiguration.Flags(mountLogDirectory: "/tmp/logs/"),
+            "--mount-log-dir (GLUSTERFS_CSI_MOUNT_LOG_DIR): log directory must be"
+        ),
     ])
     func badValuesSayWhatIsWrong(_ flags: DriverConfiguration.Flags, _ expected: String) {
         #expect {
