@@ -117,6 +117,9 @@ public struct GlusterMountOptions: Sendable, Equatable {
             reasons[name] =
                 "it changes what is mounted; the driver takes the volume and its servers from the volume context"
         }
+        // In-tree StorageClasses often list it; the driver sets it itself (and retries without it
+        // on clients that reject it).
+        reasons["auto_unmount"] = "the driver adds it itself"
         for name in ["log-file", "dump-fuse"] {
             reasons[name] =
                 "it writes a file at a path of your choice on the node; the driver keeps the client log "

@@ -86,6 +86,9 @@ private let stageCases: [InvalidCase] = [
     InvalidCase("volfile-server", "changes what is mounted", flags("volfile-server=evil")),
     InvalidCase("subdir-mount", "changes what is mounted", flags("subdir-mount=x")),
     InvalidCase("transport", "changes what is mounted", flags("transport=rdma")),
+    InvalidCase(
+        "auto_unmount from an in-tree class", "'auto_unmount' is not allowed: the driver adds it itself",
+        flags("auto_unmount")),
     InvalidCase("log-file", "writes a file at a path", flags("log-file=x")),
     InvalidCase("dump-fuse", "writes a file at a path", flags("dump-fuse=x")),
     InvalidCase("xlator-option", "passes options through", flags("xlator-option=x")),

@@ -5,7 +5,7 @@
 // exactly once, and never tears the queue down while a response may still arrive.
 //
 // Ownership: see shim_private.h for who frees what. From Swift's point of view:
-//  - a cgrpc_server is created by cgrpc_server_create and freed by cgrpc_server_destroy;
+//  - a cgrpc_server is created by cgrpc_server_start and freed by cgrpc_server_destroy;
 //  - a cgrpc_call handed to the call callback is BORROWED until Swift answers it with
 //    cgrpc_call_respond, exactly once; after that Swift must not touch it again.
 #ifndef CGRPCSHIM_H
