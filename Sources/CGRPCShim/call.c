@@ -25,6 +25,13 @@ static void call_free(cgrpc_call *call) {
 }
 
 // Drops one reference; frees the call and updates the live count when it was the last.
+// One more holder of `call` (an operation in flight, or an answer owed); call_release undoes it.
+static void call_retain(cgrpc_call *call) {
+    pthread_mutex_lock(&call->server->mutex);
+    call->refs++;
+    pthread_mutex_unlock(&call->server->mutex);
+}
+
 static void call_release(cgrpc_call *call) {
     cgrpc_server *server = call->server;
     pthread_mutex_lock(&server->mutex);
@@ -68,9 +75,7 @@ void cgrpc_slot_post(cgrpc_server *server) {
 // Starts one single-op batch holding a reference; releases it at once if core refused the batch
 // (then no event will ever come for it).
 static void call_start_op(cgrpc_call *call, grpc_op *op, cgrpc_tag *tag) {
-    pthread_mutex_lock(&call->server->mutex);
-    call->refs++;
-    pthread_mutex_unlock(&call->server->mutex);
+    call_retain(call);
     if (grpc_call_start_batch(call->call, op, 1, tag, NULL) != GRPC_CALL_OK) {
         call_release(call);
     }
@@ -140,9 +145,7 @@ static void on_received(cgrpc_call *call, int success) {
     if (!success || call->request == NULL) {
         // The client went away before sending its request, or half-closed without one. Nobody in
         // Swift knows this call, so answer it here; the answer is dropped if the client is gone.
-        pthread_mutex_lock(&server->mutex);
-        call->refs++;  // the owed answer
-        pthread_mutex_unlock(&server->mutex);
+        call_retain(call);  // the owed answer
         static const char reason[] = "the request message did not arrive";
         cgrpc_call_respond(call, success ? GRPC_STATUS_INTERNAL : GRPC_STATUS_CANCELLED, reason,
                            sizeof reason - 1, NULL, 0);
@@ -231,9 +234,7 @@ int cgrpc_call_respond(cgrpc_call *call, int status, const char *message, size_t
     ops[count].data.send_status_from_server.status = (grpc_status_code)status;
     ops[count++].data.send_status_from_server.status_details = &call->status_message;
 
-    pthread_mutex_lock(&server->mutex);
-    call->refs++;  // the send batch
-    pthread_mutex_unlock(&server->mutex);
+    call_retain(call);  // the send batch
     if (grpc_call_start_batch(call->call, ops, count, &call->sent_tag, NULL) != GRPC_CALL_OK) {
         call_release(call);
     }

@@ -34,7 +34,7 @@ public final class SocketGuard: Sendable {
                     + "stop it first or choose another --endpoint")
         }
         lockDescriptor = descriptor
-        try Self.recordPID(descriptor)
+        Self.recordPID(descriptor)
         try Self.clearStaleSocket(at: socketPath)
     }
 
@@ -56,7 +56,8 @@ public final class SocketGuard: Sendable {
         }
     }
 
-    private static func recordPID(_ descriptor: Int32) throws(CSIError) {
+    /// Best effort: the PID only makes the "already running" message more helpful.
+    private static func recordPID(_ descriptor: Int32) {
         let text = Array("\(getpid())\n".utf8)
         _ = ftruncate(descriptor, 0)
         _ = text.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }

@@ -36,9 +36,6 @@ public final class UnaryServer: Sendable {
         handle = ServerHandle(pointer: pointer, context: context)
     }
 
-    /// Calls handed to handlers and not yet answered.
-    public var liveCalls: Int { Int(cgrpc_server_live_calls(handle.pointer)) }
-
     /// Stops accepting calls (the socket disappears at once), lets in-flight calls finish for
     /// `grace`, then cancels them and waits up to `hardLimit` more.
     /// Returns true when every call was answered and the server was torn down.

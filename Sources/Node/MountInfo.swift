@@ -126,10 +126,6 @@ extension MountInfo {
     ///
     /// The kernel escapes with exactly three octal digits; anything else is kept literally, so a
     /// malformed escape can never make two different paths compare equal.
-    public static func unescape(_ field: Substring) -> String {
-        unescape(bytes: Array(field.utf8)[...])
-    }
-
     private static func unescape(bytes utf8: ArraySlice<UInt8>) -> String {
         guard utf8.contains(UInt8(ascii: "\\")) else { return String(decoding: utf8, as: UTF8.self) }
         var bytes: [UInt8] = []

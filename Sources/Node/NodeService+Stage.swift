@@ -26,6 +26,8 @@ extension NodeService {
         var logger = logger(context, volumeID: volumeID)
         logger[metadataKey: "staging_target_path"] = "\(stagingPath)"
         logger[metadataKey: "gluster_volume"] = "\(source.volume)"
+        if let id = source.heketiVolumeID { logger[metadataKey: "heketi.id"] = "\(id)" }
+        if let id = source.heketiClusterID { logger[metadataKey: "heketi.cluster"] = "\(id)" }
 
         try await locks.withLock(.volume(volumeID)) {
             _ = try await ensureStaged(
