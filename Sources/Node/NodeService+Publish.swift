@@ -107,7 +107,9 @@ extension NodeService {
     }
 
     private func publish(_ plan: PublishPlan, logger: Logger, context: RequestContext) async throws(CSIError) {
-        guard var staging = try mountPoint(at: plan.stagingPath) else {
+        // One read of the mount table serves every check below (again only after a repair).
+        var table = try mountTable()
+        guard var staging = table.last(where: { $0.mountPoint == plan.stagingPath }) else {
             throw CSIError(
                 .failedPrecondition,
                 "volume \(plan.volumeID) is not staged at \(plan.stagingPath); NodeStageVolume must succeed first")
@@ -137,11 +139,12 @@ extension NodeService {
             staging = try await recoverStaging(
                 staging, source: source, options: plan.options, volumeID: plan.volumeID,
                 stagingPath: plan.stagingPath, except: plan.targetPath, logger: logger, context: context)
+            table = try mountTable()
         case .missing, .failed:
             throw CSIError(.internal, "staging_target_path \(plan.stagingPath) is mounted but cannot be stat'ed")
         }
 
-        if let existing = try mountPoint(at: plan.targetPath) {
+        if let existing = table.last(where: { $0.mountPoint == plan.targetPath }) {
             if existing.sharesFilesystem(with: staging) {
                 guard existing.isReadOnly == plan.readOnly else {
                     throw CSIError(
@@ -166,7 +169,8 @@ extension NodeService {
         }
 
         if plan.capability.allowsOnePublication {
-            let others = publications(of: staging, stagingPath: plan.stagingPath, in: try mountTable())
+            // The table may still list a stale bind at the target, unmounted above: not another one.
+            let others = publications(of: staging, stagingPath: plan.stagingPath, in: table)
                 .filter { $0.mountPoint != plan.targetPath }
             if !others.isEmpty {
                 throw CSIError(

@@ -52,10 +52,11 @@ extension NodeService {
         logger[metadataKey: "staging_target_path"] = "\(stagingPath)"
 
         try await locks.withLock(.volume(volumeID)) {
-            if let staged = try mountPoint(at: stagingPath) {
+            let table = try mountTable()
+            if let staged = table.last(where: { $0.mountPoint == stagingPath }) {
                 // The CO unpublishes first; if it did not, the pods keep their bind mounts (they
                 // hold the client alive) and the leftovers are worth a log line.
-                let leftovers = publications(of: staged, stagingPath: stagingPath, in: try mountTable())
+                let leftovers = publications(of: staged, stagingPath: stagingPath, in: table)
                 if !leftovers.isEmpty {
                     logger.warning(
                         "unstaging a volume that is still published",
