@@ -54,6 +54,10 @@ struct DriverConfiguration: Sendable {
     }
 
     static let defaultEndpoint = "unix:///csi/csi.sock"
+    static let defaultMaxMessageBytes = 4 << 20
+    static let defaultShutdownGraceSeconds = 25
+    static let defaultHeketiMaxOperations = 8
+    static let defaultHeketiOperationTimeoutSeconds = 600
 
     /// Raw values as given by flags (nil when the flag was absent).
     struct Flags: Sendable {
@@ -116,23 +120,14 @@ struct DriverConfiguration: Sendable {
         }
         logFormat = format
 
-        let sizeText = value(flags.maxMessageSize, Variable.maxMessageSize) ?? String(4 << 20)
-        guard let size = Int(sizeText), size >= 64 << 10, size <= 1 << 30 else {
-            throw CSIError(
-                .invalidArgument,
-                "--max-message-size (\(Variable.maxMessageSize)) '\(sizeText)': expected a byte count from "
-                    + "65536 to 1073741824 (default 4194304)")
-        }
-        maxMessageBytes = size
-
-        let graceText = value(flags.shutdownGrace, Variable.shutdownGrace) ?? "25"
-        guard let grace = Int(graceText), grace >= 0, grace <= 3600 else {
-            throw CSIError(
-                .invalidArgument,
-                "--shutdown-grace (\(Variable.shutdownGrace)) '\(graceText)': expected whole seconds from 0 to 3600 "
-                    + "(default 25; keep it below the pod's terminationGracePeriodSeconds)")
-        }
-        shutdownGrace = .seconds(grace)
+        maxMessageBytes = try Self.integer(
+            "--max-message-size", Variable.maxMessageSize, value(flags.maxMessageSize, Variable.maxMessageSize),
+            default: Self.defaultMaxMessageBytes, in: (64 << 10)...(1 << 30), unit: "a byte count")
+        shutdownGrace = .seconds(
+            try Self.integer(
+                "--shutdown-grace", Variable.shutdownGrace, value(flags.shutdownGrace, Variable.shutdownGrace),
+                default: Self.defaultShutdownGraceSeconds, in: 0...3600, unit: "whole seconds",
+                note: "; keep it below the pod's terminationGracePeriodSeconds"))
         shutdownHardLimit = .seconds(5)
         testHooks = flags.testHooks
 
@@ -146,22 +141,15 @@ struct DriverConfiguration: Sendable {
         heketiCAFile = try value(flags.heketiCAFile, Variable.heketiCAFile).map { path throws(CSIError) in
             try Self.absolutePath(path, "--heketi-ca-file (\(Variable.heketiCAFile))")
         }
-        let operationsText = value(flags.heketiMaxOperations, Variable.heketiMaxOperations) ?? "8"
-        guard let operations = Int(operationsText), (1...64).contains(operations) else {
-            throw CSIError(
-                .invalidArgument,
-                "--heketi-max-operations (\(Variable.heketiMaxOperations)) '\(operationsText)': expected 1 to 64 "
-                    + "(default 8, Heketi's own limit)")
-        }
-        heketiMaxOperations = operations
-        let timeoutText = value(flags.heketiOperationTimeout, Variable.heketiOperationTimeout) ?? "600"
-        guard let timeout = Int(timeoutText), (10...86400).contains(timeout) else {
-            throw CSIError(
-                .invalidArgument,
-                "--heketi-operation-timeout (\(Variable.heketiOperationTimeout)) '\(timeoutText)': expected whole "
-                    + "seconds from 10 to 86400 (default 600)")
-        }
-        heketiOperationTimeout = .seconds(timeout)
+        heketiMaxOperations = try Self.integer(
+            "--heketi-max-operations", Variable.heketiMaxOperations,
+            value(flags.heketiMaxOperations, Variable.heketiMaxOperations),
+            default: Self.defaultHeketiMaxOperations, in: 1...64, unit: "a number", note: ", Heketi's own limit")
+        heketiOperationTimeout = .seconds(
+            try Self.integer(
+                "--heketi-operation-timeout", Variable.heketiOperationTimeout,
+                value(flags.heketiOperationTimeout, Variable.heketiOperationTimeout),
+                default: Self.defaultHeketiOperationTimeoutSeconds, in: 10...86400, unit: "whole seconds"))
         mountLogDirectory =
             value(flags.mountLogDirectory, Variable.mountLogDirectory) ?? Self.defaultMountLogDirectory
         do {
@@ -169,6 +157,22 @@ struct DriverConfiguration: Sendable {
         } catch {
             throw CSIError(.invalidArgument, "--mount-log-dir (\(Variable.mountLogDirectory)): \(error)")
         }
+    }
+
+    /// An integer flag's value (`text`, or `default` when it is not set) within `range`; otherwise
+    /// an error naming the flag and its variable, the value, what is accepted and the default.
+    private static func integer(
+        _ flag: String, _ variable: String, _ text: String?, default defaultValue: Int, in range: ClosedRange<Int>,
+        unit: String, note: String = ""
+    ) throws(CSIError) -> Int {
+        guard let text else { return defaultValue }
+        guard let number = Int(text), range.contains(number) else {
+            throw CSIError(
+                .invalidArgument,
+                "\(flag) (\(variable)) '\(text)': expected \(unit) from \(range.lowerBound) to \(range.upperBound) "
+                    + "(default \(defaultValue)\(note))")
+        }
+        return number
     }
 
     private static func absolutePath(_ path: String, _ name: String) throws(CSIError) -> String {

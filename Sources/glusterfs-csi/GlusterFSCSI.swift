@@ -49,10 +49,13 @@ struct GlusterFSCSI: AsyncParsableCommand {
     @Option(help: "text or json. (default: text)")
     var logFormat: String?
 
-    @Option(help: "The largest request or response in bytes. (default: 4194304)")
+    @Option(help: "The largest request or response in bytes. (default: \(DriverConfiguration.defaultMaxMessageBytes))")
     var maxMessageSize: String?
 
-    @Option(help: "Seconds to let calls in flight finish after SIGTERM before cancelling them. (default: 25)")
+    @Option(
+        help:
+            "Seconds to let calls in flight finish after SIGTERM before cancelling them. (default: \(DriverConfiguration.defaultShutdownGraceSeconds))"
+    )
     var shutdownGrace: String?
 
     @Option(
@@ -70,11 +73,16 @@ struct GlusterFSCSI: AsyncParsableCommand {
         help: "Controller: a PEM file of CAs to trust for https Heketi URLs, besides the system store. (default: none)")
     var heketiCAFile: String?
 
-    @Option(help: "Controller: how many creates, deletes and expansions may run in Heketi at once. (default: 8)")
+    @Option(
+        help:
+            "Controller: how many creates, deletes and expansions may run in Heketi at once. (default: \(DriverConfiguration.defaultHeketiMaxOperations))"
+    )
     var heketiMaxOperations: String?
 
     @Option(
-        help: "Controller: seconds one Heketi operation may take before the driver stops following it. (default: 600)")
+        help:
+            "Controller: seconds one Heketi operation may take before the driver stops following it. (default: \(DriverConfiguration.defaultHeketiOperationTimeoutSeconds))"
+    )
     var heketiOperationTimeout: String?
 
     @Option(
