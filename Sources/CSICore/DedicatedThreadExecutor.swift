@@ -28,7 +28,11 @@ final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
     /// Tasks started on this executor that have not ended; it closes when this drops to zero.
     private var users = 0
 
-    init() {
+    /// Where its thread comes from and goes back to.
+    private let threads: ThreadCache
+
+    init(threads: ThreadCache = .shared) {
+        self.threads = threads
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         jobsReady = .allocate(capacity: 1)
@@ -49,7 +53,7 @@ final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             // Nothing should arrive after close (the task that preferred this executor has ended),
             // but a job must never be dropped: run it on a thread of its own.
-            ThreadCache.shared.run { [self] in
+            threads.run { [self] in
                 Self.setCurrent(self)
                 job.runSynchronously(on: asUnownedTaskExecutor())
                 Self.setCurrent(nil)
@@ -63,7 +67,7 @@ final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
         } else {
             started = true
             pthread_mutex_unlock(mutex)
-            ThreadCache.shared.run { [self] in serve() }
+            threads.run { [self] in serve() }
         }
     }
 

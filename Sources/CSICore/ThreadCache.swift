@@ -28,6 +28,13 @@ final class ThreadCache: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
     }
 
+    /// How many threads exist, parked or working (for tests).
+    var threadCount: Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return threads
+    }
+
     /// How many threads are parked (for tests).
     var idleCount: Int {
         pthread_mutex_lock(mutex)
