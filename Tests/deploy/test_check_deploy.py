@@ -158,9 +158,6 @@ BREAKAGES = [
      "        libcurl4 \\\n", "",
      "the binary loads libcurl.so.4 with dlopen on first use (ldd does not show it); name its package "
      "libcurl4 in the runtime stage"),
-    ("ldd: a linked library's package missing from the runtime stage", "ldd", "Dockerfile",
-     "        libssl3 \\\n", "",
-     "the binary links libssl.so.3 directly; name its package libssl3 in the runtime stage"),
     ("ldd: gRPC core no longer linked statically", "ldd", "Dockerfile",
      "ENV GLUSTERFS_CSI_STATIC_GRPC=1\n", "", "must set ENV GLUSTERFS_CSI_STATIC_GRPC=1"),
     ("ldd: glusterfs-client missing", "ldd", "Dockerfile",
