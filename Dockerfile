@@ -28,7 +28,8 @@ COPY Tests ./Tests
 # toolchain libraries, only Debian's C libraries. GLUSTERFS_CSI_STATIC_GRPC=1 links gRPC core,
 # abseil, re2, c-ares, upb, OpenSSL, zlib and libstdc++ in too, from Debian's static archives,
 # with lld and the function order of bench/link-order (see Package.swift): the driver starts in
-# ~10 ms instead of ~18 and uses less CPU per call and 13 MiB of memory idle instead of 27.
+# ~8 ms instead of ~20 with shared libraries, uses less CPU per call, and ~13 MiB of memory idle
+# instead of ~27 (bench/README.md, identity-probe).
 ENV GLUSTERFS_CSI_STATIC_GRPC=1
 RUN swift build -c release --static-swift-stdlib --product glusterfs-csi \
     && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/glusterfs-csi" \
