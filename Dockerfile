@@ -11,6 +11,8 @@ FROM swift:6.3.1-bookworm AS build
 
 # gRPC core and libcurl headers for the two C shims (Package.swift links grpc and gpr; libcurl
 # is not linked, the shim loads it with dlopen at run time, but its headers are needed).
+# libgrpc-dev also brings libssl-dev and zlib1g-dev, whose static archives the link uses; the
+# Swift image has libstdc++-12-dev (libstdc++.a) and lld.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libcurl4-openssl-dev \
