@@ -3,38 +3,36 @@ import PackageDescription
 
 // GLUSTERFS_CSI_STATIC_GRPC=1 links gRPC core and its closure (abseil, re2, c-ares, upb) into the
 // binary from Debian's static archives; the image is built that way (Dockerfile). It starts
-// faster, uses less memory and less CPU per call than loading libgrpc.so.29 and its ~40 shared
-// libraries (bench/README.md, identity-probe). Without it, the shared libgrpc is linked, which
-// is quicker to link for development and tests.
+// faster, uses less memory and less CPU per call than loading libgrpc_unsecure.so.29 and its
+// shared libraries (bench/README.md, identity-probe). Without it, the shared library is linked,
+// which is quicker to link for development and tests. Either way it is gRPC core without TLS
+// credentials ("unsecure"): the driver serves a Unix socket, and the shim only creates insecure
+// server credentials.
 let staticGRPC = Context.environment["GLUSTERFS_CSI_STATIC_GRPC"] == "1"
 let staticLink = "\(Context.packageDirectory)/Sources/CGRPCShim/static-link"
+// With GLUSTERFS_CSI_STATIC_GRPC=1 (and --static-swift-stdlib, whose runtime brings the -lstdc++
+// that static-link/libstdc++.so turns static), the link that includes the shim:
+// - takes gRPC core (without TLS), its closure, zlib and libstdc++ from Debian's static archives,
+//   through the linker scripts in static-link/;
+// - uses lld (part of the Swift toolchain), which the scripts need (gold resolves archives in
+//   command-line order) and which packs the ~94,000 relative relocations of a position-independent
+//   executable into a few KiB (DT_RELR) instead of 2.2 MiB the loader reads at every start;
+// - exports no symbols: the static Swift runtime's link exports those of our objects, but nothing
+//   looks them up (the backtracer reads the full symbol table);
+// - places the functions a starting and idle driver runs together (bench/link-order), so they fill
+//   a few MiB instead of being spread over all of the code.
+// What each step saves: bench/README.md, identity-probe.
 let grpcLinkerSettings: [LinkerSetting] =
     staticGRPC
     ? [
-        // Linker scripts naming static archives: gRPC core and its closure, and libstdc++.
-        .unsafeFlags(["-L\(staticLink)"]),
+        .unsafeFlags([
+            "-L\(staticLink)", "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker",
+            "--no-export-dynamic", "-Xlinker", "--symbol-ordering-file=\(staticLink)/symbol-order.txt", "-Xlinker",
+            "--no-warn-symbol-ordering",
+        ]),
         .linkedLibrary("cgrpcshim_grpc"),
     ]
-    : [.linkedLibrary("grpc"), .linkedLibrary("gpr")]
-// The image's link, with lld (part of the Swift toolchain), for what memory it saves at every
-// start (bench/README.md, identity-probe: idle RSS):
-// - DT_RELR packs the ~94,000 relative relocations of a position-independent executable into a
-//   few KiB, instead of 2.2 MiB of relocation entries the loader reads;
-// - no dynamic symbol table: the static Swift runtime's link exports our symbols, but nothing
-//   looks them up (the backtracer reads the full symbol table), and libcurl, loaded later with
-//   dlopen, must bind to its own OpenSSL, not to the copy linked in for gRPC;
-// - the functions a starting and idle driver runs are placed together (bench/link-order), so
-//   they fill a few MiB instead of being spread over all ~19 MiB of code.
-let executableLinkerSettings: [LinkerSetting] =
-    staticGRPC
-    ? [
-        .unsafeFlags([
-            "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
-            "-Xlinker", "--symbol-ordering-file=\(staticLink)/symbol-order.txt", "-Xlinker",
-            "--no-warn-symbol-ordering",
-        ])
-    ]
-    : []
+    : [.linkedLibrary("grpc_unsecure"), .linkedLibrary("gpr")]
 
 // Targets follow ../shared/STYLE.md: arrows point down only, and only the two shim owners
 // (GRPCServer and CurlTransport) import C. Everything else builds and tests
@@ -111,8 +109,7 @@ let package = Package(
                 "CSICore", "CSIProto", "GRPCServer", "Controller", "Node", "Heketi", "CurlTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            linkerSettings: executableLinkerSettings
+            ]
         ),
         .testTarget(
             name: "CSICoreTests",
