@@ -83,7 +83,9 @@ import Testing
 
     @Test func anOperationOutlivesAnExpiredDeadlineAndTheRetryCollectsIt() async throws {
         let heketi = FakeHeketi()
-        heketi.state.withLock { $0.createDelay = .milliseconds(300) }
+        // Long enough that the retry below comes while it still runs, even on a loaded machine
+        // (with 300 ms, a first answer delayed by parallel suites let the retry collect it).
+        heketi.state.withLock { $0.createDelay = .seconds(2) }
         let service = makeService(heketi)
         let error = await csiError {
             _ = try await service.createVolume(createRequest(), context: context(deadline: .now + .milliseconds(50)))
@@ -93,8 +95,13 @@ import Testing
         // While it still runs, a retry is told so (and starts nothing).
         let busy = await csiError { _ = try await service.createVolume(createRequest(), context: context()) }
         #expect(busy?.code == .aborted)
-        try await Task.sleep(for: .milliseconds(400))
-        let response = try await service.createVolume(createRequest(), context: context())
+        // Once it has finished, a retry collects its volume: retry as a CO does, for up to 10 s.
+        var collected: Csi_V1_CreateVolumeResponse?
+        for _ in 0..<100 where collected == nil {
+            try await Task.sleep(for: .milliseconds(100))
+            collected = try? await service.createVolume(createRequest(), context: context())
+        }
+        let response = try #require(collected)
         #expect(heketi.calls("POST /volumes") == 1)
         #expect(response.volume.volumeID.contains(heketi.volumes[0].id))
     }
