@@ -144,54 +144,48 @@ private struct JSONReader {
     private mutating func object() throws(HeketiWireError) -> JSONValue {
         position += 1  // {
         var fields: [String: JSONValue] = [:]
-        skipSpace()
-        if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
-            position += 1
-            return .object(fields)
-        }
-        while true {
+        if skipSpace(thenConsume: UInt8(ascii: "}")) { return .object(fields) }
+        repeat {
             skipSpace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
                 throw problem("expected a field name")
             }
             let key = try string()
-            skipSpace()
-            guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw problem("expected ':'") }
-            position += 1
+            guard skipSpace(thenConsume: UInt8(ascii: ":")) else { throw problem("expected ':'") }
             // As Go's decoder: the last of repeated keys wins.
             fields[key] = try value()
-            skipSpace()
-            guard position < bytes.count else { throw problem("unexpected end") }
-            switch bytes[position] {
-            case UInt8(ascii: ","): position += 1
-            case UInt8(ascii: "}"):
-                position += 1
-                return .object(fields)
-            default: throw problem("expected ',' or '}'")
-            }
-        }
+        } while try !endOfElement(closing: UInt8(ascii: "}"))
+        return .object(fields)
     }
 
     private mutating func array() throws(HeketiWireError) -> JSONValue {
         position += 1  // [
         var values: [JSONValue] = []
-        skipSpace()
-        if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
-            position += 1
-            return .array(values)
-        }
-        while true {
+        if skipSpace(thenConsume: UInt8(ascii: "]")) { return .array(values) }
+        repeat {
             values.append(try value())
-            skipSpace()
-            guard position < bytes.count else { throw problem("unexpected end") }
-            switch bytes[position] {
-            case UInt8(ascii: ","): position += 1
-            case UInt8(ascii: "]"):
-                position += 1
-                return .array(values)
-            default: throw problem("expected ',' or ']'")
-            }
+        } while try !endOfElement(closing: UInt8(ascii: "]"))
+        return .array(values)
+    }
+
+    /// Skips whitespace; then consumes `byte` if it comes next, and says whether it did.
+    private mutating func skipSpace(thenConsume byte: UInt8) -> Bool {
+        skipSpace()
+        guard position < bytes.count, bytes[position] == byte else { return false }
+        position += 1
+        return true
+    }
+
+    /// After an element of an object or array: consumes the "," before the next element (false)
+    /// or the `closing` bracket (true).
+    private mutating func endOfElement(closing: UInt8) throws(HeketiWireError) -> Bool {
+        if skipSpace(thenConsume: UInt8(ascii: ",")) { return false }
+        guard position < bytes.count else { throw problem("unexpected end") }
+        guard bytes[position] == closing else {
+            throw problem("expected ',' or '\(Character(Unicode.Scalar(closing)))'")
         }
+        position += 1
+        return true
     }
 
     private mutating func number() throws(HeketiWireError) -> JSONValue {
