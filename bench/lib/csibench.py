@@ -28,7 +28,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def build_binary() -> Path:
     print(f"building the release binary (scratch path {SCRATCH}) ...", file=sys.stderr, flush=True)
     # SwiftPM does not relink when only a linker script or the symbol order changed: always relink.
-    (REPO / SCRATCH / "x86_64-unknown-linux-gnu/release/glusterfs-csi").unlink(missing_ok=True)
+    DEFAULT_BINARY.unlink(missing_ok=True)
     # The configuration the image ships (Dockerfile): static Swift runtime, static gRPC core.
     subprocess.run(
         ["swift", "build", "-c", "release", "--static-swift-stdlib", "--scratch-path", SCRATCH, "--product",
