@@ -119,10 +119,11 @@ def test_client_cancellation_reaches_the_handler(driver):
     wait_for_log(driver, "test hook sleep cancelled", timeout=2)
 
 
-def wait_for_log(driver, text, timeout):
+def wait_for_log(driver, text, timeout, count=1):
+    """Waits until `text` appears in the driver's log `count` times."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if text in driver.log():
+        if driver.log().count(text) >= count:
             return
         time.sleep(0.02)
-    raise AssertionError(f"{text!r} not logged within {timeout}s:\n{driver.log()}")
+    raise AssertionError(f"{text!r} not logged {count} time(s) within {timeout}s:\n{driver.log()}")

@@ -29,7 +29,8 @@ def test_sigterm_lets_calls_in_flight_finish_and_exits_zero(csi, start_driver):
     threads = [threading.Thread(target=slow_call) for _ in range(3)]
     for thread in threads:
         thread.start()
-    wait_for_log(driver, "rpc started rpc.method=/glusterfs.csi.test.v1.TestHooks/Sleep", timeout=2)
+    # All three must be in flight: a call still connecting when SIGTERM comes finds no socket.
+    wait_for_log(driver, "rpc started rpc.method=/glusterfs.csi.test.v1.TestHooks/Sleep", timeout=5, count=3)
     time.sleep(0.1)
     driver.process.send_signal(signal.SIGTERM)
     # New connections are refused at once: the socket file is gone.
