@@ -1,5 +1,6 @@
-"""Shared parts of bench/controller-heketi and bench/node-mount: the binary, the CSI stubs, the
-driver process, statistics, and the table and machine-load lines they print.
+"""Shared parts of bench/controller-heketi, bench/node-mount and bench/identity-probe: the binary,
+the C floors, the CSI stubs, the driver process, statistics, and the table and machine-load lines
+they print.
 
 Benchmarks measure and print; nothing in here asserts anything about time.
 """
@@ -7,6 +8,7 @@ Benchmarks measure and print; nothing in here asserts anything about time.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -36,6 +38,29 @@ def build_binary() -> Path:
         cwd=REPO, check=True, stdout=sys.stderr, env={**os.environ, "GLUSTERFS_CSI_STATIC_GRPC": "1"},
     )
     return DEFAULT_BINARY
+
+
+def build_floor(main_source: Path, out: Path, libraries: tuple[str, ...] = ()) -> Path | None:
+    """A C-only server over the driver's gRPC shim (`main_source` plus Sources/CGRPCShim), built -O2
+    and linked like the image's binary: gRPC core without TLS and libstdc++ static, lld, packed
+    relocations. `libraries` are extra `-l` names. The benches' floors: what the same work costs
+    with no Swift at all. None, after a note on stderr, when it cannot be built."""
+    shim = REPO / "Sources/CGRPCShim"
+    lld = shutil.which("ld.lld") or next((str(p) for p in Path("/opt/swift/usr/bin").glob("ld.lld")), None)
+    command = ["gcc", "-O2", f"-I{shim / 'include'}", f"-I{shim}", "-o", str(out), str(main_source),
+               *map(str, sorted(shim.glob("*.c"))), f"-L{shim / 'static-link'}", "-lcgrpcshim_grpc", "-lstdc++",
+               "-lm", "-lpthread", *(f"-l{name}" for name in libraries)]
+    if lld:
+        command[1:1] = ["-fuse-ld=lld", f"-B{Path(lld).parent}", "-Wl,-z,pack-relative-relocs"]
+    else:
+        print("note: no ld.lld found; the floor is linked with the default linker, not like the image",
+              file=sys.stderr)
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"note: the C floor {main_source.name} did not build, no floor measured:\n{result.stderr[-1500:]}",
+              file=sys.stderr)
+        return None
+    return out
 
 
 def resolve_binary(path: Path | None) -> Path:
