@@ -47,8 +47,12 @@ final class ThreadCache: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         if let worker = idle.popLast() {
             worker.job = body
-            pthread_cond_signal(worker.wakeUp)
             pthread_mutex_unlock(mutex)
+            // Signalled after unlocking: woken while we still held the mutex, the worker would
+            // block on it at once and need a second wake-up (the job is set under the mutex, and
+            // the worker checks it there before waiting, so the signal cannot be lost; `worker`
+            // is held here, so its condition outlives the call).
+            pthread_cond_signal(worker.wakeUp)
             return
         }
         pthread_mutex_unlock(mutex)

@@ -5,32 +5,34 @@ enum Base64URL {
 
     /// Encodes `bytes`, no `=` padding.
     static func encode<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
-        let input = Array(bytes)
         var output: [UInt8] = []
-        output.reserveCapacity((input.count * 4 + 2) / 3)
-        var index = 0
-        while index + 3 <= input.count {
-            let chunk = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
-            output.append(alphabet[Int(chunk >> 18 & 63)])
-            output.append(alphabet[Int(chunk >> 12 & 63)])
-            output.append(alphabet[Int(chunk >> 6 & 63)])
-            output.append(alphabet[Int(chunk & 63)])
-            index += 3
-        }
-        switch input.count - index {
-        case 1:
-            let chunk = UInt32(input[index]) << 16
-            output.append(alphabet[Int(chunk >> 18 & 63)])
-            output.append(alphabet[Int(chunk >> 12 & 63)])
-        case 2:
-            let chunk = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8
-            output.append(alphabet[Int(chunk >> 18 & 63)])
-            output.append(alphabet[Int(chunk >> 12 & 63)])
-            output.append(alphabet[Int(chunk >> 6 & 63)])
-        default:
-            break
-        }
+        append(Array(bytes), to: &output)
         return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Appends the encoding of `input` to `output` (no padding): what a JWT is built from, with
+    /// no intermediate strings.
+    static func append(_ input: [UInt8], to output: inout [UInt8]) {
+        output.reserveCapacity(output.count + (input.count * 4 + 2) / 3)
+        alphabet.withUnsafeBufferPointer { alphabet in
+            /// The first `count` (2 to 4) sextets of a 24-bit chunk.
+            func put(_ chunk: UInt32, _ count: Int) {
+                output.append(alphabet[Int(chunk >> 18 & 63)])
+                output.append(alphabet[Int(chunk >> 12 & 63)])
+                if count > 2 { output.append(alphabet[Int(chunk >> 6 & 63)]) }
+                if count > 3 { output.append(alphabet[Int(chunk & 63)]) }
+            }
+            var index = 0
+            while index + 3 <= input.count {
+                put(UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2]), 4)
+                index += 3
+            }
+            switch input.count - index {
+            case 1: put(UInt32(input[index]) << 16, 2)
+            case 2: put(UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8, 3)
+            default: break
+            }
+        }
     }
 
     /// Decodes unpadded base64url; nil for any character outside the alphabet, for padding, or

@@ -41,14 +41,15 @@ extension HeketiClient {
                 metadata: ["method": "\(method)", "path": "\(target.path)", "error": "\(error)"])
             throw HeketiError.from(error, method: method, path: target.path, endpoint: endpoint)
         }
-        let metadata: Logger.Metadata = [
-            "method": "\(method)", "path": "\(target.path)", "status": "\(response.status)",
-            "ms": "\((runtime.now() - started).milliseconds)",
-        ]
-        if quiet {
-            logger.trace("Heketi request", metadata: metadata)
-        } else {
-            logger.debug("Heketi request", metadata: metadata)
+        // Built only when the line is written: every queue poll passes here.
+        let level: Logger.Level = quiet ? .trace : .debug
+        if logger.logLevel <= level {
+            logger.log(
+                level: level, "Heketi request",
+                metadata: [
+                    "method": "\(method)", "path": "\(target.path)", "status": "\(response.status)",
+                    "ms": "\((runtime.now() - started).milliseconds)",
+                ])
         }
         return response
     }

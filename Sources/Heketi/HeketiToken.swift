@@ -21,18 +21,66 @@ struct HeketiToken {
     ///   - issuedAt: seconds since the Unix epoch.
     ///   - lifetime: `exp - iat` in seconds.
     init(method: String, path: String, issuer: String, key: String, issuedAt: Int64, lifetime: Int64) {
-        let header = #"{"alg":"HS256","typ":"JWT"}"#
-        let claims =
-            #"{"iss":"# + Self.jsonString(issuer) + #","iat":\#(issuedAt),"exp":\#(issuedAt + lifetime),"qsh":""#
-            + Self.qsh(method: method, path: path) + #""}"#
-        let signingInput = Base64URL.encode(header.utf8) + "." + Base64URL.encode(claims.utf8)
-        let mac = SHA256.hmac(key: Array(key.utf8), message: Array(signingInput.utf8))
-        compact = signingInput + "." + Base64URL.encode(mac)
+        // Built as bytes: one token per Heketi request, and string concatenation cost several
+        // times the hashing.
+        var claims: [UInt8] = []
+        claims.reserveCapacity(160)
+        claims.append(contentsOf: #"{"iss":"#.utf8)
+        claims.append(contentsOf: Self.jsonString(issuer).utf8)
+        claims.append(contentsOf: #","iat":"#.utf8)
+        claims.append(contentsOf: String(issuedAt).utf8)
+        claims.append(contentsOf: #","exp":"#.utf8)
+        claims.append(contentsOf: String(issuedAt + lifetime).utf8)
+        claims.append(contentsOf: #","qsh":""#.utf8)
+        Self.appendHex(SHA256.hash(Self.qshInput(method: method, path: path)), to: &claims)
+        claims.append(contentsOf: #""}"#.utf8)
+
+        var token = Self.encodedHeader
+        token.reserveCapacity(token.count + 1 + claims.count * 4 / 3 + 2 + 1 + 43)
+        token.append(UInt8(ascii: "."))
+        Base64URL.append(claims, to: &token)
+        let mac = SHA256.hmac(key: Array(key.utf8), message: token)
+        token.append(UInt8(ascii: "."))
+        Base64URL.append(mac, to: &token)
+        compact = String(decoding: token, as: UTF8.self)
     }
+
+    /// base64url of `{"alg":"HS256","typ":"JWT"}`, the same for every token.
+    private static let encodedHeader: [UInt8] = {
+        var encoded: [UInt8] = []
+        Base64URL.append(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8), to: &encoded)
+        return encoded
+    }()
 
     /// Lowercase hex SHA-256 of `METHOD&PATH`.
     static func qsh(method: String, path: String) -> String {
-        hex(SHA256.hash(Array((method.uppercased() + "&" + path).utf8)))
+        var output: [UInt8] = []
+        appendHex(SHA256.hash(qshInput(method: method, path: path)), to: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// `METHOD&PATH`, the method upper-cased.
+    private static func qshInput(method: String, path: String) -> [UInt8] {
+        var input: [UInt8] = []
+        input.reserveCapacity(method.utf8.count + 1 + path.utf8.count)
+        if method.utf8.allSatisfy({ $0 < 0x80 }) {
+            input.append(contentsOf: method.utf8.lazy.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 })
+        } else {
+            input.append(contentsOf: method.uppercased().utf8)
+        }
+        input.append(UInt8(ascii: "&"))
+        input.append(contentsOf: path.utf8)
+        return input
+    }
+
+    private static func appendHex(_ bytes: [UInt8], to output: inout [UInt8]) {
+        let digits: StaticString = "0123456789abcdef"
+        digits.withUTF8Buffer { digits in
+            for byte in bytes {
+                output.append(digits[Int(byte >> 4)])
+                output.append(digits[Int(byte & 0x0F)])
+            }
+        }
     }
 
     static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {

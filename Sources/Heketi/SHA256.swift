@@ -20,60 +20,113 @@ enum SHA256 {
         0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2,
     ]
 
-    private static let initialState: [UInt32] = [
-        0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
-    ]
-
     static func hash(_ message: [UInt8]) -> [UInt8] {
-        // Padding: a 1 bit, zeros to 56 mod 64 bytes, then the message length in bits, big-endian.
-        var padded = message
-        padded.append(0x80)
-        while padded.count % blockLength != 56 { padded.append(0) }
-        let bitLength = UInt64(message.count) &* 8
-        for shift in stride(from: 56, through: 0, by: -8) {
-            padded.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
-        }
-
-        var state = initialState
-        var schedule = [UInt32](repeating: 0, count: 64)
-        for blockStart in stride(from: 0, to: padded.count, by: blockLength) {
-            for index in 0..<16 {
-                let offset = blockStart + index * 4
-                schedule[index] =
-                    UInt32(padded[offset]) << 24 | UInt32(padded[offset + 1]) << 16 | UInt32(padded[offset + 2]) << 8
-                    | UInt32(padded[offset + 3])
-            }
-            for index in 16..<64 {
-                let s0 =
-                    rotate(schedule[index - 15], 7) ^ rotate(schedule[index - 15], 18) ^ (schedule[index - 15] >> 3)
-                let s1 = rotate(schedule[index - 2], 17) ^ rotate(schedule[index - 2], 19) ^ (schedule[index - 2] >> 10)
-                schedule[index] = schedule[index - 16] &+ s0 &+ schedule[index - 7] &+ s1
-            }
-            var (a, b, c, d, e, f, g, h) = (
-                state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7]
-            )
-            for index in 0..<64 {
-                let s1 = rotate(e, 6) ^ rotate(e, 11) ^ rotate(e, 25)
-                let choice = (e & f) ^ (~e & g)
-                let temp1 = h &+ s1 &+ choice &+ roundConstants[index] &+ schedule[index]
-                let s0 = rotate(a, 2) ^ rotate(a, 13) ^ rotate(a, 22)
-                let majority = (a & b) ^ (a & c) ^ (b & c)
-                let temp2 = s0 &+ majority
-                (h, g, f, e, d, c, b, a) = (g, f, e, d &+ temp1, c, b, a, temp1 &+ temp2)
-            }
-            for (index, value) in [a, b, c, d, e, f, g, h].enumerated() {
-                state[index] = state[index] &+ value
-            }
-        }
-        return state.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> (24 - 8 * UInt32($0))) } }
+        var context = Context()
+        message.withUnsafeBytes { context.update($0) }
+        return context.finish()
     }
 
     /// HMAC-SHA256: keys longer than a block are hashed first, shorter ones zero-padded.
     static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        var block = key.count > blockLength ? hash(key) : key
-        block += [UInt8](repeating: 0, count: blockLength - block.count)
-        let inner = hash(block.map { $0 ^ 0x36 } + message)
-        return hash(block.map { $0 ^ 0x5c } + inner)
+        var pad = key.count > blockLength ? hash(key) : key
+        pad.append(contentsOf: repeatElement(0, count: blockLength - pad.count))
+        for index in pad.indices { pad[index] ^= 0x36 }
+        var inner = Context()
+        pad.withUnsafeBytes { inner.update($0) }
+        message.withUnsafeBytes { inner.update($0) }
+        let innerDigest = inner.finish()
+        for index in pad.indices { pad[index] ^= 0x36 ^ 0x5c }
+        var outer = Context()
+        pad.withUnsafeBytes { outer.update($0) }
+        innerDigest.withUnsafeBytes { outer.update($0) }
+        return outer.finish()
+    }
+
+    /// A hash in progress. Whole blocks are compressed straight from the caller's bytes; only a
+    /// partial block is copied. (A token costs three hashes per Heketi request, so the hot path
+    /// allocates nothing per block.)
+    private struct Context {
+        private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
+            0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19
+        )
+        /// Bytes of an incomplete block (fewer than 64).
+        private var pending: [UInt8] = []
+        /// Bytes fed so far.
+        private var length: UInt64 = 0
+
+        mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            length &+= UInt64(bytes.count)
+            var offset = 0
+            if !pending.isEmpty {
+                let taken = min(blockLength - pending.count, bytes.count)
+                pending.append(contentsOf: bytes[0..<taken])
+                offset = taken
+                guard pending.count == blockLength else { return }
+                pending.withUnsafeBytes { compress($0) }
+                pending.removeAll(keepingCapacity: true)
+            }
+            while bytes.count - offset >= blockLength {
+                compress(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + blockLength]))
+                offset += blockLength
+            }
+            if offset < bytes.count {
+                pending.reserveCapacity(blockLength)
+                pending.append(contentsOf: bytes[offset...])
+            }
+        }
+
+        /// Padding (a 1 bit, zeros to 56 mod 64 bytes, the message length in bits, big-endian),
+        /// then the state as 32 big-endian bytes.
+        mutating func finish() -> [UInt8] {
+            let bitLength = length &* 8
+            var trailer: [UInt8] = [0x80]
+            trailer.append(contentsOf: repeatElement(0, count: (blockLength + 55 - pending.count) % blockLength))
+            for shift in stride(from: 56, through: 0, by: -8) {
+                trailer.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+            }
+            trailer.withUnsafeBytes { update($0) }
+            let words = [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7]
+            var digest = [UInt8](repeating: 0, count: digestLength)
+            for (index, word) in words.enumerated() {
+                for byte in 0..<4 {
+                    digest[index * 4 + byte] = UInt8(truncatingIfNeeded: word >> (24 - 8 * UInt32(byte)))
+                }
+            }
+            return digest
+        }
+
+        /// One 64-byte block into the state (FIPS 180-4, 6.2.2).
+        private mutating func compress(_ block: UnsafeRawBufferPointer) {
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { schedule in
+                for index in 0..<16 {
+                    schedule[index] = UInt32(
+                        bigEndian: block.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))
+                }
+                for index in 16..<64 {
+                    let w15 = schedule[index - 15]
+                    let w2 = schedule[index - 2]
+                    let s0 = rotate(w15, 7) ^ rotate(w15, 18) ^ (w15 >> 3)
+                    let s1 = rotate(w2, 17) ^ rotate(w2, 19) ^ (w2 >> 10)
+                    schedule[index] = schedule[index - 16] &+ s0 &+ schedule[index - 7] &+ s1
+                }
+                roundConstants.withUnsafeBufferPointer { constants in
+                    var (a, b, c, d, e, f, g, h) = state
+                    for index in 0..<64 {
+                        let s1 = rotate(e, 6) ^ rotate(e, 11) ^ rotate(e, 25)
+                        let choice = (e & f) ^ (~e & g)
+                        let temp1 = h &+ s1 &+ choice &+ constants[index] &+ schedule[index]
+                        let s0 = rotate(a, 2) ^ rotate(a, 13) ^ rotate(a, 22)
+                        let majority = (a & b) ^ (a & c) ^ (b & c)
+                        let temp2 = s0 &+ majority
+                        (h, g, f, e, d, c, b, a) = (g, f, e, d &+ temp1, c, b, a, temp1 &+ temp2)
+                    }
+                    state = (
+                        state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d, state.4 &+ e, state.5 &+ f,
+                        state.6 &+ g, state.7 &+ h
+                    )
+                }
+            }
+        }
     }
 
     private static func rotate(_ value: UInt32, _ count: UInt32) -> UInt32 {

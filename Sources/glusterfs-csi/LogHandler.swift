@@ -58,8 +58,23 @@ struct DriverLogHandler: LogHandler {
     }
 
     static func quotedIfNeeded(_ value: String) -> String {
-        let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }
-        return needsQuotes ? jsonString(value) : value
+        needsQuotes(value) ? jsonString(value) : value
+    }
+
+    /// Whether a text-format value must be quoted: empty, or holding a space, a quote, `=` or a
+    /// line break. Checked on the bytes (a log line is written for every RPC), with the
+    /// Character check only for text beyond ASCII, where Unicode has more line breaks.
+    static func needsQuotes(_ value: String) -> Bool {
+        var ascii = true
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: " "), UInt8(ascii: "\""), UInt8(ascii: "="), 0x0A...0x0D: return true
+            case 0x80...: ascii = false
+            default: continue
+            }
+        }
+        if value.isEmpty { return true }
+        return !ascii && value.contains { $0.isNewline }
     }
 
     /// A JSON string literal (also used to quote text values, so both formats escape alike).
@@ -72,12 +87,26 @@ struct DriverLogHandler: LogHandler {
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        // "YYYY-MM-DDTHH:MM:SS.mmmZ", digits written in place.
+        return String(unsafeUninitializedCapacity: 24) { output in
+            var index = 0
+            func put(_ value: Int, _ width: Int, then separator: UInt8) {
+                var remaining = value
+                for position in stride(from: index + width - 1, through: index, by: -1) {
+                    output[position] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                    remaining /= 10
+                }
+                output[index + width] = separator
+                index += width + 1
+            }
+            put(Int(parts.tm_year) + 1900, 4, then: UInt8(ascii: "-"))
+            put(Int(parts.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
+            put(Int(parts.tm_mday), 2, then: UInt8(ascii: "T"))
+            put(Int(parts.tm_hour), 2, then: UInt8(ascii: ":"))
+            put(Int(parts.tm_min), 2, then: UInt8(ascii: ":"))
+            put(Int(parts.tm_sec), 2, then: UInt8(ascii: "."))
+            put(Int(now.tv_nsec / 1_000_000), 3, then: UInt8(ascii: "Z"))
+            return index
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
-            + "\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
     }
 }

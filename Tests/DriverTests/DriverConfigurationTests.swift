@@ -1,4 +1,5 @@
 import CSICore
+import Glibc
 import Logging
 import Testing
 
@@ -105,7 +106,27 @@ private func configuration(
     @Test func timestampsAreRFC3339WithMilliseconds() {
         let stamp = DriverLogHandler.timestamp()
         #expect(stamp.count == 24)
-        #expect(stamp.hasSuffix("Z"))
-        #expect(Array(stamp)[10] == "T")
+        let shape = Array("dddd-dd-ddTdd:dd:dd.dddZ")
+        for (character, expected) in zip(stamp, shape) {
+            #expect(expected == "d" ? character.isASCII && character.isNumber : character == expected, "\(stamp)")
+        }
+        // The clock's own fields, so a digit written in the wrong place cannot pass.
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        #expect(Int(stamp.prefix(4)) == Int(parts.tm_year) + 1900)
+        #expect(Int(stamp.dropFirst(5).prefix(2)) == Int(parts.tm_mon) + 1)
+    }
+
+    @Test(arguments: [
+        ("plain", false), ("/csi.v1.Identity/Probe", false), ("", true), ("two words", true), ("a=b", true),
+        ("say \"hi\"", true), ("line\nbreak", true), ("cr\r", true), ("tab\tonly", false), ("é", false),
+        ("line\u{2028}separator", true), ("next\u{85}line", true),
+    ])
+    func textValuesAreQuotedWhenTheyWouldBreakTheLine(value: String, quoted: Bool) {
+        #expect(DriverLogHandler.needsQuotes(value) == quoted)
+        #expect(DriverLogHandler.quotedIfNeeded(value) == (quoted ? JSONString.quoted(value) : value))
     }
 }
