@@ -50,9 +50,9 @@ final class ThreadCache: @unchecked Sendable {
             pthread_mutex_unlock(mutex)
             // Signalled after unlocking: woken while we still held the mutex, the worker would
             // block on it at once and need a second wake-up (the job is set under the mutex, and
-            // the worker checks it there before waiting, so the signal cannot be lost; `worker`
-            // is held here, so its condition outlives the call).
-            pthread_cond_signal(worker.wakeUp)
+            // the worker checks it there before waiting, so the signal cannot be lost). `worker`
+            // is kept alive until the signal, so its condition outlives the call.
+            withExtendedLifetime(worker) { pthread_cond_signal(worker.wakeUp) }
             return
         }
         pthread_mutex_unlock(mutex)

@@ -62,8 +62,9 @@ struct DriverLogHandler: LogHandler {
     }
 
     /// Whether a text-format value must be quoted: empty, or holding a space, a quote, `=` or a
-    /// line break. Checked on the bytes (a log line is written for every RPC), with the
-    /// Character check only for text beyond ASCII, where Unicode has more line breaks.
+    /// line break. Checked on the bytes (a log line is written for every RPC), so a space or `=`
+    /// followed by a combining mark counts too; the Character check is only for text beyond
+    /// ASCII, where Unicode has more line breaks.
     static func needsQuotes(_ value: String) -> Bool {
         var ascii = true
         for byte in value.utf8 {

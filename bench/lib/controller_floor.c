@@ -47,6 +47,13 @@ static void buffer_append(buffer *b, const char *bytes, size_t length) {
     b->data[b->length] = 0;
 }
 
+static void buffer_clear(buffer *b) {
+    b->length = 0;
+    if (b->data) b->data[0] = 0;
+}
+
+static const char *buffer_text(const buffer *b) { return b->data ? b->data : ""; }
+
 static size_t on_body(char *bytes, size_t size, size_t count, void *context) {
     (void)context;
     buffer_append(&body, bytes, size * count);
@@ -60,7 +67,7 @@ static void header_value(buffer *into, const char *line, size_t length, const ch
     size_t value_length = length - name_length;
     while (value_length > 0 && (*value == ' ')) value++, value_length--;
     while (value_length > 0 && (value[value_length - 1] == '\r' || value[value_length - 1] == '\n')) value_length--;
-    into->length = 0;
+    buffer_clear(into);
     buffer_append(into, value, value_length);
 }
 
@@ -121,7 +128,10 @@ static long exchange(const char *method, const char *path, const char *json) {
     struct curl_slist *headers = curl_slist_append(NULL, auth.data);
     headers = curl_slist_append(headers, "Accept: application/json");
     if (json) headers = curl_slist_append(headers, "Content-Type: application/json");
-    body.length = location.length = pending.length = 0;
+    // An answer without a body or one of the headers must not show the previous answer's.
+    buffer_clear(&body);
+    buffer_clear(&location);
+    buffer_clear(&pending);
     curl_easy_setopt(easy, CURLOPT_URL, url);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
     if (strcmp(method, "GET") == 0) {
@@ -145,39 +155,45 @@ static long exchange(const char *method, const char *path, const char *json) {
 // Polls the queue at `location` until `done` (303 or 204); 0 on anything else.
 static int finish(long done) {
     char queue[1024];
-    snprintf(queue, sizeof queue, "%s", location.data ? location.data : "");
+    if (location.length == 0) return 0;
+    snprintf(queue, sizeof queue, "%s", location.data);
     for (int poll = 0; poll < OPERATION_POLLS; poll++) {
         long status = exchange("GET", queue, NULL);
-        if (status == 200 && pending.data && strcmp(pending.data, "true") == 0) continue;
+        if (status == 200 && strcmp(buffer_text(&pending), "true") == 0) continue;
         return status == done;
     }
     return 0;
 }
 
-// A length-delimited protobuf field `number` at the top level of `message`; NULL when absent.
+// Reads a varint at message[*i]; 0 when it is cut off or longer than 10 bytes.
+static int varint(const uint8_t *message, size_t length, size_t *i, uint64_t *value) {
+    *value = 0;
+    for (int shift = 0; shift < 70 && *i < length; shift += 7) {
+        uint8_t byte = message[(*i)++];
+        *value |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) return 1;
+    }
+    return 0;
+}
+
+// A length-delimited protobuf field `number` at the top level of `message`; NULL when absent or
+// when the message is malformed.
 static const uint8_t *field(const uint8_t *message, size_t length, unsigned number, size_t *field_length) {
     size_t i = 0;
     while (i < length) {
-        uint64_t tag = 0;
-        for (int shift = 0; i < length; shift += 7) {
-            tag |= (uint64_t)(message[i] & 0x7f) << shift;
-            if (!(message[i++] & 0x80)) break;
-        }
-        uint64_t value = 0;
+        uint64_t tag, value;
+        if (!varint(message, length, &i, &tag)) return NULL;
         switch (tag & 7) {
             case 0:
-                while (i < length && (message[i++] & 0x80)) {}
+                if (!varint(message, length, &i, &value)) return NULL;
                 break;
             case 2:
-                for (int shift = 0; i < length; shift += 7) {
-                    value |= (uint64_t)(message[i] & 0x7f) << shift;
-                    if (!(message[i++] & 0x80)) break;
-                }
+                if (!varint(message, length, &i, &value) || value > length - i) return NULL;
                 if ((tag >> 3) == number) {
                     *field_length = (size_t)value;
-                    return i + value <= length ? message + i : NULL;
+                    return message + i;
                 }
-                i += value;
+                i += (size_t)value;
                 break;
             default:
                 return NULL;
@@ -199,9 +215,10 @@ static void create_volume(cgrpc_call *call, const uint8_t *request, size_t lengt
              gid++, (int)name_length, (const char *)name);
     if (exchange("POST", "/volumes", json) != 202 || !finish(303)) return fail(call, "create failed");
     char volume_path[1024];
+    if (location.length == 0) return fail(call, "no Location");
     snprintf(volume_path, sizeof volume_path, "%s", location.data);
     if (exchange("GET", volume_path, NULL) != 200) return fail(call, "volume read failed");
-    const char *id = strstr(body.data ? body.data : "", "\"id\":\"");
+    const char *id = strstr(buffer_text(&body), "\"id\":\"");
     if (id == NULL) return fail(call, "no id");
     id += 6;
     size_t id_length = strcspn(id, "\"");

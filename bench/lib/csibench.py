@@ -55,7 +55,11 @@ def build_floor(main_source: Path, out: Path, libraries: tuple[str, ...] = ()) -
     else:
         print("note: no ld.lld found; the floor is linked with the default linker, not like the image",
               file=sys.stderr)
-    result = subprocess.run(command, capture_output=True, text=True)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+    except OSError as error:  # no gcc
+        print(f"note: the C floor {main_source.name} was not built ({error}), no floor measured", file=sys.stderr)
+        return None
     if result.returncode != 0:
         print(f"note: the C floor {main_source.name} did not build, no floor measured:\n{result.stderr[-1500:]}",
               file=sys.stderr)
