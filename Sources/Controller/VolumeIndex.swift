@@ -22,7 +22,12 @@ import Heketi
 /// So a repeated CreateVolume costs no scan, and a new name costs no list in steady state.
 actor VolumeIndex {
     private var byID: [String: HeketiVolume] = [:]
-    private var idByName: [String: String] = [:]
+    /// Name → IDs of the volumes with that name, first seen first; the first holds the name.
+    /// (Heketi lets clones share a name; almost always there is one.)
+    private var idsByName: [String: [String]] = [:]
+    /// GID → how many known volumes use it: a create looks GIDs up here instead of collecting the
+    /// GIDs of every volume, and a delete finds the name's next holder without a scan.
+    private var volumesByGID: [Int: Int] = [:]
     /// When each volume was recorded, so a catch-up does not drop what was recorded after its list.
     private var recordedAt: [String: ContinuousClock.Instant] = [:]
     /// GIDs handed out for creates that have not finished yet.
@@ -44,7 +49,7 @@ actor VolumeIndex {
 
     /// The volume with this Heketi name, if the index knows one. Costs no request.
     func volume(named name: String) -> HeketiVolume? {
-        idByName[name].flatMap { byID[$0] }
+        idsByName[name]?.first.flatMap { byID[$0] }
     }
 
     func volume(id: String) -> HeketiVolume? { byID[id] }
@@ -112,42 +117,57 @@ actor VolumeIndex {
     }
 
     func record(_ volume: HeketiVolume) {
-        if let old = byID[volume.id], idByName[old.name] == volume.id {
-            idByName[old.name] = nil
-        }
-        byID[volume.id] = volume
+        let old = byID.updateValue(volume, forKey: volume.id)
         recordedAt[volume.id] = .now
-        // Heketi does not stop two clones from sharing a name; the first one seen keeps it.
-        if idByName[volume.name] == nil {
-            idByName[volume.name] = volume.id
+        if let old { count(gid: old.gid, by: -1) }
+        count(gid: volume.gid, by: 1)
+        // Heketi does not stop two clones from sharing a name; the first one seen keeps it, and a
+        // volume recorded again keeps its place.
+        if old?.name != volume.name {
+            if let old { forget(name: old.name, of: old.id) }
+            idsByName[volume.name, default: []].append(volume.id)
         }
     }
 
     func remove(id: String) {
         guard let volume = byID.removeValue(forKey: id) else { return }
         recordedAt[id] = nil
-        if idByName[volume.name] == id {
-            idByName[volume.name] = byID.values.first { $0.name == volume.name }?.id
-        }
+        count(gid: volume.gid, by: -1)
+        forget(name: volume.name, of: id)
+    }
+
+    private func count(gid: Int, by change: Int) {
+        let users = volumesByGID[gid, default: 0] + change
+        volumesByGID[gid] = users > 0 ? users : nil
+    }
+
+    /// Drops `id` from the volumes named `name`; the next one seen, if any, holds the name now.
+    private func forget(name: String, of id: String) {
+        guard var ids = idsByName[name] else { return }
+        ids.removeAll { $0 == id }
+        idsByName[name] = ids.isEmpty ? nil : ids
     }
 
     /// The lowest GID in `range` that no known volume uses and no pending create holds (skipping,
     /// while unsettled, as many of the lowest free ones as Heketi has operations in flight),
     /// reserved until `release(gid:)`; nil when the range is exhausted.
     func reserveGID(in range: ClosedRange<Int>) -> Int? {
-        let used = Set(byID.values.map(\.gid)).union(reservedGIDs).union(unknownOutcomeGIDs)
         // Heketi accepts at most 2147483646; a range entirely above that has no usable GID (clamping
         // it would hand out a GID outside the StorageClass's range).
         let highest = min(range.upperBound, 2_147_483_646)
-        guard range.lowerBound <= highest,
-            let gid = (range.lowerBound...highest).lazy.filter({ !used.contains($0) }).dropFirst(
-                isSettled ? 0 : inFlightElsewhere
-            ).first
-        else {
-            return nil
+        guard range.lowerBound <= highest else { return nil }
+        var skip = isSettled ? 0 : inFlightElsewhere
+        // Stops at the first free GID (after the skipped ones): at most one step per GID in use.
+        for gid in range.lowerBound...highest
+        where volumesByGID[gid] == nil && !reservedGIDs.contains(gid) && !unknownOutcomeGIDs.contains(gid) {
+            if skip > 0 {
+                skip -= 1
+                continue
+            }
+            reservedGIDs.insert(gid)
+            return gid
         }
-        reservedGIDs.insert(gid)
-        return gid
+        return nil
     }
 
     func release(gid: Int) {

@@ -80,4 +80,46 @@ import Testing
         #expect(third.volume.volumeContext["gid"] == "2004", "the index has not seen the removal yet")
         #expect(Set(gids(heketi)).count == heketi.volumes.count)
     }
+
+    private func volume(_ id: String, name: String, gid: Int, size: Int = 1) -> HeketiVolume {
+        HeketiVolume(id: id, name: name, sizeGiB: size, clusterID: "c", gid: gid)
+    }
+
+    @Test func clonesSharingANameHandItOnInTheOrderTheyWereSeen() async {
+        let index = VolumeIndex()
+        await index.record(volume("a", name: "shared", gid: 2000))
+        await index.record(volume("b", name: "shared", gid: 2001))
+        await index.record(volume("c", name: "shared", gid: 2002))
+        #expect(await index.volume(named: "shared")?.id == "a")
+        // Recorded again (an expansion), the holder keeps the name.
+        await index.record(volume("a", name: "shared", gid: 2000, size: 5))
+        #expect(await index.volume(named: "shared")?.sizeGiB == 5)
+        await index.remove(id: "b")
+        #expect(await index.volume(named: "shared")?.id == "a")
+        await index.remove(id: "a")
+        #expect(await index.volume(named: "shared")?.id == "c")
+        await index.remove(id: "c")
+        #expect(await index.volume(named: "shared") == nil)
+        #expect(await index.count == 0)
+    }
+
+    @Test func aGIDStaysInUseWhileAnyVolumeHasIt() async {
+        let index = VolumeIndex()
+        // Two volumes with one GID (made behind the driver's back) and a gap above them.
+        await index.record(volume("a", name: "a", gid: 2000))
+        await index.record(volume("b", name: "b", gid: 2000))
+        await index.record(volume("c", name: "c", gid: 2002))
+        await index.remove(id: "a")
+        #expect(await index.reserveGID(in: 2000...2010) == 2001)
+        await index.remove(id: "b")
+        #expect(await index.reserveGID(in: 2000...2010) == 2000)
+        #expect(await index.reserveGID(in: 2000...2010) == 2003)
+        // A volume recorded again with another GID frees the old one.
+        await index.record(volume("c", name: "c", gid: 2005))
+        #expect(await index.reserveGID(in: 2000...2010) == 2002)
+        await index.release(gid: 2001)
+        #expect(await index.reserveGID(in: 2000...2010) == 2001)
+        #expect(await index.reserveGID(in: 2004...2005) == 2004)
+        #expect(await index.reserveGID(in: 2005...2005) == nil)
+    }
 }
