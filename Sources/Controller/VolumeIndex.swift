@@ -35,6 +35,10 @@ actor VolumeIndex {
     /// GIDs of creates whose outcome is unknown (the volume may still appear): held until the
     /// index settles, when the list shows whether they were used.
     private var unknownOutcomeGIDs: Set<Int> = []
+    /// Range start → a GID such that every GID from the start up to (not including) it is in use
+    /// or held: where the next search for a free GID from that start may begin. Lowered whenever
+    /// a GID below it comes free, so thousands of volumes in a dense range cost no probing.
+    private var searchFrom: [Int: Int] = [:]
     private var catchingUp: Task<Void, any Error>?
     /// When the last successful catch-up listed Heketi's volumes; nil before the first.
     private var listedAt: ContinuousClock.Instant?
@@ -111,7 +115,9 @@ actor VolumeIndex {
         listedAt = started
         if settles && !isSettled && unknownOutcomes == unknownBefore {
             isSettled = true
+            let held = unknownOutcomeGIDs
             unknownOutcomeGIDs.removeAll()
+            for gid in held { cameFree(gid) }
             inFlightElsewhere = 0
         }
     }
@@ -119,8 +125,8 @@ actor VolumeIndex {
     func record(_ volume: HeketiVolume) {
         let old = byID.updateValue(volume, forKey: volume.id)
         recordedAt[volume.id] = .now
-        if let old { count(gid: old.gid, by: -1) }
         count(gid: volume.gid, by: 1)
+        if let old { count(gid: old.gid, by: -1) }
         // Heketi does not stop two clones from sharing a name; the first one seen keeps it, and a
         // volume recorded again keeps its place.
         if old?.name != volume.name {
@@ -139,6 +145,19 @@ actor VolumeIndex {
     private func count(gid: Int, by change: Int) {
         let users = volumesByGID[gid, default: 0] + change
         volumesByGID[gid] = users > 0 ? users : nil
+        if users <= 0 { cameFree(gid) }
+    }
+
+    private func isInUse(_ gid: Int) -> Bool {
+        volumesByGID[gid] != nil || reservedGIDs.contains(gid) || unknownOutcomeGIDs.contains(gid)
+    }
+
+    /// Keeps `searchFrom` true after `gid` may have come free.
+    private func cameFree(_ gid: Int) {
+        guard !isInUse(gid) else { return }
+        for (start, from) in searchFrom where start <= gid && gid < from {
+            searchFrom[start] = gid
+        }
     }
 
     /// Drops `id` from the volumes named `name`; the next one seen, if any, holds the name now.
@@ -157,9 +176,14 @@ actor VolumeIndex {
         let highest = min(range.upperBound, 2_147_483_646)
         guard range.lowerBound <= highest else { return nil }
         var skip = isSettled ? 0 : inFlightElsewhere
-        // Stops at the first free GID (after the skipped ones): at most one step per GID in use.
-        for gid in range.lowerBound...highest
-        where volumesByGID[gid] == nil && !reservedGIDs.contains(gid) && !unknownOutcomeGIDs.contains(gid) {
+        let start = max(range.lowerBound, searchFrom[range.lowerBound] ?? range.lowerBound)
+        guard start <= highest else { return nil }
+        var foundFree = false
+        for gid in start...highest where !isInUse(gid) {
+            if !foundFree {
+                foundFree = true
+                searchFrom[range.lowerBound] = gid
+            }
             if skip > 0 {
                 skip -= 1
                 continue
@@ -167,11 +191,13 @@ actor VolumeIndex {
             reservedGIDs.insert(gid)
             return gid
         }
+        if !foundFree { searchFrom[range.lowerBound] = highest + 1 }
         return nil
     }
 
     func release(gid: Int) {
         reservedGIDs.remove(gid)
+        cameFree(gid)
     }
 
     /// All known volumes, sorted by ID (a stable order for ListVolumes pagination).

@@ -122,4 +122,26 @@ import Testing
         #expect(await index.reserveGID(in: 2004...2005) == 2004)
         #expect(await index.reserveGID(in: 2005...2005) == nil)
     }
+
+    @Test func aGIDThatComesFreeBelowEarlierSearchesIsFoundAgain() async throws {
+        let index = VolumeIndex()
+        for gid in 2000..<2100 { await index.record(volume("v\(gid)", name: "v\(gid)", gid: gid)) }
+        #expect(await index.reserveGID(in: 2000...3000) == 2100)
+        #expect(await index.reserveGID(in: 2000...2100) == nil, "2000–2100 are all taken")
+        #expect(await index.reserveGID(in: 2000...3000) == 2101)
+        await index.remove(id: "v2050")
+        #expect(await index.reserveGID(in: 2000...3000) == 2050)
+        await index.release(gid: 2100)
+        await index.remove(id: "v2010")
+        #expect(await index.reserveGID(in: 2000...3000) == 2010)
+        #expect(await index.reserveGID(in: 2000...3000) == 2100)
+        #expect(await index.reserveGID(in: 2000...3000) == 2102)
+        // A range that starts elsewhere searches on its own.
+        #expect(await index.reserveGID(in: 2005...2200) == 2103)
+        // A create whose outcome stayed unknown holds its GID until a catch-up settles the index.
+        let heketi = FakeHeketi()
+        await index.createOutcomeUnknown(gid: 2103)
+        try await index.catchUp(with: heketi)
+        #expect(await index.reserveGID(in: 2000...3000) == 2000, "the catch-up found none of these volumes")
+    }
 }
