@@ -36,9 +36,15 @@ extension NodeService {
         }
         let repair = "it is mounted again by the next NodeStageVolume or NodePublishVolume; restart the pod"
 
-        switch await probe.health(of: volumePath, timeout: timeouts.probe) {
+        // One stat and one statvfs: the statvfs that proves the mount answers is also the usage.
+        let (health, probedUsage) = await probe.healthAndUsage(of: volumePath, timeout: timeouts.probe)
+        let usage: FilesystemUsage
+        switch health {
         case .healthy:
-            break
+            guard let probedUsage else {
+                throw CSIError(.internal, "the probe of volume_path \(volumePath) returned no usage")
+            }
+            usage = probedUsage
         case .missing:
             throw CSIError.notFound(
                 "volume_path \(volumePath) does not exist; volume \(volumeID) is not published there")
@@ -54,17 +60,6 @@ extension NodeService {
             return abnormal("\(volumePath) has \(mounted.fsType) '\(mounted.source)' mounted, not a GlusterFS volume")
         }
 
-        let usage: FilesystemUsage
-        do throws(ProbeError) {
-            usage = try await probe.usage(of: volumePath, timeout: timeouts.probe)
-        } catch {
-            switch error {
-            case .system(let code) where !PathHealth.corruptingErrnos.contains(code):
-                throw CSIError(.internal, "cannot statvfs volume_path \(volumePath): \(error)")
-            default:
-                return abnormal("the GlusterFS mount at \(volumePath) is dead (statvfs: \(error)); \(repair)")
-            }
-        }
         var bytes = Csi_V1_VolumeUsage()
         bytes.unit = .bytes
         bytes.total = usage.totalBytes

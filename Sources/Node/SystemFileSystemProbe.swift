@@ -30,28 +30,27 @@ public final class SystemFileSystemProbe: FileSystemProbe {
     public init() {}
 
     public func health(of path: String, timeout: Duration) async -> PathHealth {
+        await healthAndUsage(of: path, timeout: timeout).health
+    }
+
+    public func healthAndUsage(of path: String, timeout: Duration) async -> HealthAndUsage {
+        let result = SendableBox<statvfs>(statvfs())
         do throws(ProbeError) {
             _ = try await call(path, timeout: timeout) { path -> Int32 in
                 // stat alone is not enough: FUSE answers it from the attribute cache for up to
                 // attribute-timeout (1 s for glusterfs) after the client died. statvfs is never
-                // cached, so it reaches the client and fails with ENOTCONN once it is gone.
+                // cached, so it reaches the client and fails with ENOTCONN once it is gone; its
+                // answer is also the usage, so NodeGetVolumeStats needs no second one.
                 var info = stat()
                 guard stat(path, &info) == 0 else { return errno }
                 var filesystem = statvfs()
-                return statvfs(path, &filesystem) == 0 ? 0 : errno
+                guard statvfs(path, &filesystem) == 0 else { return errno }
+                result.value = filesystem
+                return 0
             }
-            return .healthy
+            return (.healthy, FilesystemUsage(result.value))
         } catch {
-            switch error {
-            case .system(ENOENT):
-                return .missing
-            case .system(let code) where PathHealth.corruptingErrnos.contains(code):
-                return .corrupted(reason: systemErrorDescription(code))
-            case .system(let code):
-                return .failed(errno: code)
-            case .timedOut:
-                return .corrupted(reason: "stat \(error)")
-            }
+            return (PathHealth(error), nil)
         }
     }
 
@@ -63,15 +62,7 @@ public final class SystemFileSystemProbe: FileSystemProbe {
             result.value = info
             return 0
         }
-        let info = result.value
-        let fragment = Int64(info.f_frsize)
-        return FilesystemUsage(
-            totalBytes: Int64(info.f_blocks) * fragment,
-            availableBytes: Int64(info.f_bavail) * fragment,
-            usedBytes: (Int64(info.f_blocks) - Int64(info.f_bfree)) * fragment,
-            totalInodes: Int64(info.f_files),
-            availableInodes: Int64(info.f_favail),
-            usedInodes: Int64(info.f_files) - Int64(info.f_ffree))
+        return FilesystemUsage(result.value)
     }
 
     /// Runs `body(path)` (returning 0 or an errno) on its own thread, bounded by `timeout`.
@@ -104,6 +95,35 @@ public final class SystemFileSystemProbe: FileSystemProbe {
             throw .timedOut(timeout)
         }
         if code != 0 { throw .system(code) }
+    }
+}
+
+extension PathHealth {
+    /// How a failed probe call classifies the path.
+    init(_ failure: ProbeError) {
+        switch failure {
+        case .system(ENOENT):
+            self = .missing
+        case .system(let code) where PathHealth.corruptingErrnos.contains(code):
+            self = .corrupted(reason: systemErrorDescription(code))
+        case .system(let code):
+            self = .failed(errno: code)
+        case .timedOut:
+            self = .corrupted(reason: "stat \(failure)")
+        }
+    }
+}
+
+extension FilesystemUsage {
+    init(_ info: statvfs) {
+        let fragment = Int64(info.f_frsize)
+        self.init(
+            totalBytes: Int64(info.f_blocks) * fragment,
+            availableBytes: Int64(info.f_bavail) * fragment,
+            usedBytes: (Int64(info.f_blocks) - Int64(info.f_bfree)) * fragment,
+            totalInodes: Int64(info.f_files),
+            availableInodes: Int64(info.f_favail),
+            usedInodes: Int64(info.f_files) - Int64(info.f_ffree))
     }
 }
 

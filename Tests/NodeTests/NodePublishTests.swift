@@ -288,6 +288,20 @@ struct NodeStatsTests {
         #expect(response.volumeCondition.message.contains("Transport endpoint is not connected"))
     }
 
+    @Test("a mount that dies between its stat and its statvfs is abnormal, not an error")
+    func diesBetweenProbes() async throws {
+        let fixture = Fixture()
+        try await fixture.stage()
+        try await fixture.publish()
+        // The stat answers; the statvfs that follows finds the client gone.
+        fixture.probe.answer(fixture.target, with: [.healthy])
+        fixture.probe.set(fixture.target, .corrupted(reason: "gone"))
+        let response = try await fixture.service.getVolumeStats(fixture.statsRequest(), context: fixture.context)
+        #expect(response.usage.isEmpty)
+        #expect(response.volumeCondition.abnormal)
+        #expect(response.volumeCondition.message.contains("Transport endpoint is not connected"))
+    }
+
     @Test("a directory with nothing mounted is abnormal")
     func notMounted() async throws {
         let fixture = Fixture()

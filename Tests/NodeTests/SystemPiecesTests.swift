@@ -247,6 +247,19 @@ struct ProbeTests {
         #expect(usage.totalInodes >= usage.usedInodes)
     }
 
+    @Test("health and usage in one round: the usage is the statvfs that proved the path healthy")
+    func healthAndUsage() async throws {
+        let probe = SystemFileSystemProbe()
+        let (health, usage) = await probe.healthAndUsage(of: "/tmp", timeout: .seconds(5))
+        #expect(health == .healthy)
+        let separately = try await probe.usage(of: "/tmp", timeout: .seconds(5))
+        #expect(usage?.totalBytes == separately.totalBytes && usage?.totalInodes == separately.totalInodes)
+        let missing = await probe.healthAndUsage(of: "/nonexistent/x", timeout: .seconds(5))
+        #expect(missing.health == .missing && missing.usage == nil)
+        let notADirectory = await probe.healthAndUsage(of: "/etc/passwd/x", timeout: .seconds(5))
+        #expect(notADirectory.health == .failed(errno: ENOTDIR) && notADirectory.usage == nil)
+    }
+
     @Test("corrupting errnos")
     func errnos() {
         #expect(PathHealth.corruptingErrnos == [ENOTCONN, ESTALE, EIO, EHOSTDOWN, EACCES, ECONNABORTED])
