@@ -22,6 +22,13 @@ public struct HTTPRequest: Sendable, Equatable {
         self.timeout = timeout
     }
 
+    /// `method` upper-cased, as HTTP and Heketi's qsh claim want it. The driver's methods are
+    /// upper-case literals already, so Unicode case mapping runs only for anything else (this is
+    /// on every Heketi request).
+    public static func canonicalMethod(_ method: String) -> String {
+        method.utf8.contains(where: { $0 >= 0x61 && $0 <= 0x7A || $0 >= 0x80 }) ? method.uppercased() : method
+    }
+
     public static func == (lhs: HTTPRequest, rhs: HTTPRequest) -> Bool {
         lhs.method == rhs.method && lhs.url == rhs.url && lhs.body == rhs.body
             && lhs.headers.map(\.name) == rhs.headers.map(\.name)

@@ -26,7 +26,7 @@ actor VolumeIndex {
     /// (Heketi lets clones share a name; almost always there is one.)
     private var idsByName: [String: [String]] = [:]
     /// GID → how many known volumes use it: a create looks GIDs up here instead of collecting the
-    /// GIDs of every volume, and a delete finds the name's next holder without a scan.
+    /// GIDs of every volume.
     private var volumesByGID: [Int: Int] = [:]
     /// When each volume was recorded, so a catch-up does not drop what was recorded after its list.
     private var recordedAt: [String: ContinuousClock.Instant] = [:]

@@ -53,11 +53,7 @@ final class CurlEasy: @unchecked Sendable {
             try set(CURLOPT_CAINFO, caBundlePath)
         }
 
-        // Our methods are upper-case literals already; uppercased() (Unicode case mapping) only
-        // for anything else.
-        let method =
-            request.method.utf8.contains(where: { $0 >= 0x61 && $0 <= 0x7A || $0 >= 0x80 })
-            ? request.method.uppercased() : request.method
+        let method = HTTPRequest.canonicalMethod(request.method)
         switch method {
         case "GET" where request.body.isEmpty:
             try set(CURLOPT_HTTPGET, 1)

@@ -54,23 +54,12 @@ struct HeketiToken {
 
     /// Lowercase hex SHA-256 of `METHOD&PATH`.
     static func qsh(method: String, path: String) -> String {
-        var output: [UInt8] = []
-        appendHex(SHA256.hash(qshInput(method: method, path: path)), to: &output)
-        return String(decoding: output, as: UTF8.self)
+        hex(SHA256.hash(qshInput(method: method, path: path)))
     }
 
     /// `METHOD&PATH`, the method upper-cased.
     private static func qshInput(method: String, path: String) -> [UInt8] {
-        var input: [UInt8] = []
-        input.reserveCapacity(method.utf8.count + 1 + path.utf8.count)
-        if method.utf8.allSatisfy({ $0 < 0x80 }) {
-            input.append(contentsOf: method.utf8.lazy.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 })
-        } else {
-            input.append(contentsOf: method.uppercased().utf8)
-        }
-        input.append(UInt8(ascii: "&"))
-        input.append(contentsOf: path.utf8)
-        return input
+        Array((HTTPRequest.canonicalMethod(method) + "&" + path).utf8)
     }
 
     private static func appendHex(_ bytes: [UInt8], to output: inout [UInt8]) {
@@ -83,13 +72,9 @@ struct HeketiToken {
         }
     }
 
-    static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
-        let digits = Array("0123456789abcdef".utf8)
+    static func hex(_ bytes: [UInt8]) -> String {
         var output: [UInt8] = []
-        for byte in bytes {
-            output.append(digits[Int(byte >> 4)])
-            output.append(digits[Int(byte & 0x0F)])
-        }
+        appendHex(bytes, to: &output)
         return String(decoding: output, as: UTF8.self)
     }
 

@@ -8,26 +8,10 @@ public protocol FileSystemProbe: Sendable {
     /// the answer.
     func health(of path: String, timeout: Duration) async -> PathHealth
 
-    /// `statvfs`es `path`.
-    func usage(of path: String, timeout: Duration) async throws(ProbeError) -> FilesystemUsage
-
-    /// `health(of:)` and, when the path is healthy, its usage: what NodeGetVolumeStats needs, in
-    /// one round where the probe can (each `statvfs` of a GlusterFS mount is a round trip to the
-    /// brick servers). A `statvfs` that fails here makes the path unhealthy.
+    /// `health(of:)` and, when the path is healthy, its usage from the same `statvfs`: what
+    /// NodeGetVolumeStats needs, in one round (each `statvfs` of a GlusterFS mount is a round trip
+    /// to the brick servers).
     func healthAndUsage(of path: String, timeout: Duration) async -> HealthAndUsage
-}
-
-extension FileSystemProbe {
-    /// `health(of:)`, then `usage(of:)` when healthy: for probes that cannot do both at once.
-    public func healthAndUsage(of path: String, timeout: Duration) async -> HealthAndUsage {
-        let health = await health(of: path, timeout: timeout)
-        guard health == .healthy else { return (health, nil) }
-        do throws(ProbeError) {
-            return (.healthy, try await usage(of: path, timeout: timeout))
-        } catch {
-            return (PathHealth(error), nil)
-        }
-    }
 }
 
 /// A path's health and, when it is healthy, its usage.

@@ -54,17 +54,6 @@ public final class SystemFileSystemProbe: FileSystemProbe {
         }
     }
 
-    public func usage(of path: String, timeout: Duration) async throws(ProbeError) -> FilesystemUsage {
-        let result = SendableBox<statvfs>(statvfs())
-        _ = try await call(path, timeout: timeout) { path -> Int32 in
-            var info = statvfs()
-            guard statvfs(path, &info) == 0 else { return errno }
-            result.value = info
-            return 0
-        }
-        return FilesystemUsage(result.value)
-    }
-
     /// Runs `body(path)` (returning 0 or an errno) on its own thread, bounded by `timeout`.
     private func call(
         _ path: String, timeout: Duration, _ body: @escaping @Sendable (String) -> Int32

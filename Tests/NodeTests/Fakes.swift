@@ -153,11 +153,13 @@ final class FakeProbe: FileSystemProbe {
         return stat(path, &info) == 0 ? .healthy : .missing
     }
 
-    func usage(of path: String, timeout: Duration) async throws(ProbeError) -> FilesystemUsage {
-        switch overrides.withLock({ $0[path] }) {
-        case .corrupted?: throw .system(ENOTCONN)
-        default: return usage
-        }
+    /// `health(of:)`, then the fixed usage; a path scripted as corrupted whose stat still answered
+    /// (a scripted `.healthy` first) fails its statvfs with ENOTCONN.
+    func healthAndUsage(of path: String, timeout: Duration) async -> HealthAndUsage {
+        let health = await health(of: path, timeout: timeout)
+        guard health == .healthy else { return (health, nil) }
+        if case .corrupted? = overrides.withLock({ $0[path] }) { return (PathHealth(.system(ENOTCONN)), nil) }
+        return (.healthy, usage)
     }
 }
 

@@ -113,7 +113,7 @@ static void authorization(const char *method, const char *path, buffer *out) {
          &signature_length);
     buffer_append(&token, ".", 1);
     base64url(signature, signature_length, &token);
-    out->length = 0;
+    buffer_clear(out);
     buffer_append(out, "Authorization: Bearer ", 22);
     buffer_append(out, token.data, token.length);
     free(token.data);
