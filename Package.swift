@@ -34,9 +34,9 @@ let grpcLinkerSettings: [LinkerSetting] =
     ]
     : [.linkedLibrary("grpc_unsecure"), .linkedLibrary("gpr")]
 
-// Targets follow ../shared/STYLE.md: arrows point down only, and only the two shim owners
-// (GRPCServer and CurlTransport) import C. Everything else builds and tests
-// without libgrpc or libcurl.
+// Targets follow ../shared/STYLE.md: arrows point down only, and only the shim owners (GRPCServer,
+// CurlTransport, ProcessSpawn and SystemdBus) import C. Everything else builds and tests
+// without libgrpc, libcurl or libsystemd.
 let package = Package(
     name: "glusterfs-csi",
     platforms: [.macOS(.v15)],
@@ -61,6 +61,13 @@ let package = Package(
         // the node plugin and an idle controller never load it and its ~27 libraries. Only the
         // headers (libcurl4-openssl-dev) are needed to build; dlopen is in glibc's libc.
         .target(name: "CCurlShim"),
+        // C helpers over libsystemd's sd-bus (its calls are variadic). Not linked: the shim dlopens
+        // libsystemd.so.0 on the first call, so a node without it still starts (and places its
+        // mounts another way). Only the headers (libsystemd-dev) are needed to build.
+        .target(name: "CSystemdShim"),
+        // fork/exec of a child that joins cgroups and waits at a gate before it execs: what must
+        // happen between fork and exec cannot be written in Swift (only async-signal-safe calls).
+        .target(name: "CSpawnShim"),
         .target(
             name: "CSIProto",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
@@ -86,6 +93,14 @@ let package = Package(
             dependencies: ["CCurlShim", "CSICore"]
         ),
         .target(
+            name: "ProcessSpawn",
+            dependencies: ["CSpawnShim"]
+        ),
+        .target(
+            name: "SystemdBus",
+            dependencies: ["CSystemdShim"]
+        ),
+        .target(
             name: "Heketi",
             dependencies: ["CSICore", .product(name: "Logging", package: "swift-log")]
         ),
@@ -99,14 +114,14 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "CSICore", "CSIProto", .product(name: "Logging", package: "swift-log"),
+                "CSICore", "CSIProto", "ProcessSpawn", .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .executableTarget(
             name: "glusterfs-csi",
             dependencies: [
-                "CSICore", "CSIProto", "GRPCServer", "Controller", "Node", "Heketi", "CurlTransport",
+                "CSICore", "CSIProto", "GRPCServer", "Controller", "Node", "Heketi", "CurlTransport", "SystemdBus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -137,7 +152,17 @@ let package = Package(
         ),
         .testTarget(
             name: "NodeTests",
-            dependencies: ["Node", "CSICore", "CSIProto", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Node", "CSICore", "CSIProto", "ProcessSpawn", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "ProcessSpawnTests",
+            dependencies: ["ProcessSpawn"]
+        ),
+        .testTarget(
+            name: "SystemdBusTests",
+            dependencies: ["SystemdBus"]
         ),
         .testTarget(
             name: "DriverTests",

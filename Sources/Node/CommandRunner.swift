@@ -31,16 +31,17 @@ public struct CommandResult: Sendable, Equatable {
 /// The seam lets `SystemMounter` be tested for the exact argument arrays it builds without mounting.
 public protocol CommandRunner: Sendable {
     /// Runs `executable` (an absolute path) with `arguments` (not including argv[0]) and waits for
-    /// it, killing its process group after `timeout`. Throws only when the program cannot be started.
-    func run(_ executable: String, _ arguments: [String], timeout: Duration) async throws -> CommandResult
+    /// it, killing its process group after `timeout`. With a `placement`, the program — and so
+    /// everything it starts — is put into the placement's unit before it execs. Throws only when
+    /// the program cannot be started or placed (`SpawnFailure`, `PlacementError`).
+    func run(
+        _ executable: String, _ arguments: [String], timeout: Duration, placement: ClientPlacementRequest?
+    ) async throws -> CommandResult
 }
 
-/// A program could not be started at all (missing binary, out of processes).
-public struct SpawnError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The program we tried to start.
-    public var executable: String
-    /// The `errno` from `posix_spawn`.
-    public var errno: Int32
-
-    public var description: String { "cannot start \(executable): \(systemErrorDescription(errno))" }
+extension CommandRunner {
+    /// Runs `executable` where the driver runs (no placement).
+    public func run(_ executable: String, _ arguments: [String], timeout: Duration) async throws -> CommandResult {
+        try await run(executable, arguments, timeout: timeout, placement: nil)
+    }
 }

@@ -23,6 +23,19 @@ enum FileIO {
         }
     }
 
+    /// Writes `bytes` to the existing file `path` in one write (cgroup files take a value per
+    /// write call). Throws the `errno` when it cannot be opened or the write fails or is short.
+    static func write(_ bytes: [UInt8], to path: String) throws(FileIOError) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileIOError(path: path, errno: errno) }
+        defer { close(fd) }
+        var written = -1
+        repeat {
+            written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        } while written < 0 && errno == EINTR
+        guard written == bytes.count else { throw FileIOError(path: path, errno: written < 0 ? errno : EIO) }
+    }
+
     /// The size of the file at `path`, or nil if it does not exist or is not readable.
     static func size(_ path: String) -> Int64? {
         var info = stat()

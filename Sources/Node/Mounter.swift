@@ -7,10 +7,12 @@ import CSICore
 /// outside world takes a timeout; implementations must not block the cooperative thread pool.
 public protocol Mounter: Sendable {
     /// Mounts `source` of type `fsType` on the existing directory `target` with `options`
-    /// (joined with commas into one `-o`; callers validate them, see `GlusterMountOptions`).
+    /// (joined with commas into one `-o`; callers validate them, see `GlusterMountOptions`). With
+    /// a `placement`, the mount helper and the client it leaves running go into that unit.
     func mount(
-        source: String, target: String, fsType: String, options: [String], timeout: Duration)
-        async throws(MountError)
+        source: String, target: String, fsType: String, options: [String], timeout: Duration,
+        placement: ClientPlacementRequest?
+    ) async throws(MountError)
 
     /// Makes the tree mounted at `source` visible at the existing directory `target` too.
     func bindMount(source: String, target: String, timeout: Duration) async throws(MountError)
@@ -59,6 +61,8 @@ public struct MountError: Error, Sendable, Equatable, CustomStringConvertible {
         case notMountedAfterSuccess
         /// The program could not be started, or the mount table could not be read.
         case system(String)
+        /// The mount helper could not be placed into its unit; the mount was not attempted.
+        case placement(String)
     }
 
     /// What went wrong.
@@ -92,15 +96,20 @@ public struct MountError: Error, Sendable, Equatable, CustomStringConvertible {
             return "'\(commandLine)' reported success but nothing is mounted there\(detail)"
         case .system(let reason):
             return "'\(commandLine)': \(reason)"
+        case .placement(let reason):
+            return "'\(commandLine)' was not run: \(reason)"
         }
     }
 
-    /// The status a CSI caller sees: DEADLINE_EXCEEDED for a killed command, INTERNAL otherwise.
-    /// The CO retries both; the message carries the command output so users can act on it.
+    /// The status a CSI caller sees: DEADLINE_EXCEEDED for a killed command, UNAVAILABLE for a
+    /// placement that failed (nothing was mounted), INTERNAL otherwise. The CO retries them all;
+    /// the message carries the command output so users can act on it.
     public var csiError: CSIError {
         switch kind {
         case .timedOut, .failed(.timedOut):
             CSIError(.deadlineExceeded, "\(description); check that the storage servers are reachable")
+        case .placement:
+            CSIError(.unavailable, description)
         default:
             CSIError(.internal, description)
         }

@@ -43,6 +43,7 @@ extension NodeService {
         log.markStart()
         let mountSource = source.mountSource(nodeID: nodeID)
         let backups = source.backupHosts(nodeID: nodeID)
+        let unit = ClientUnit(volumeID: volumeID)
         var autoUnmount = true
         while true {
             let mountOptions = options.mountOptions(logFile: log.path, backupHosts: backups, autoUnmount: autoUnmount)
@@ -50,13 +51,16 @@ extension NodeService {
             do throws(MountError) {
                 try await mounter.mount(
                     source: mountSource, target: stagingPath, fsType: "glusterfs", options: mountOptions,
-                    timeout: timeout)
+                    timeout: timeout, placement: ClientPlacementRequest(placement, unit: unit))
                 guard let mounted = try mounter.mountPoint(at: stagingPath) else {
                     throw MountError(kind: .notMountedAfterSuccess, command: ["mount", stagingPath])
                 }
                 logger.info(
                     "mounted Gluster volume",
-                    metadata: ["source": "\(mountSource)", "backup_hosts": "\(backups.joined(separator: ","))"])
+                    metadata: [
+                        "source": "\(mountSource)", "backup_hosts": "\(backups.joined(separator: ","))",
+                        "placement": "\(placement.kind.rawValue)", "client_unit": "\(unit.name)",
+                    ])
                 return mounted
             } catch {
                 if autoUnmount && Self.rejectsAutoUnmount(error.output + "\n" + log.tail().joined(separator: "\n")) {
@@ -67,11 +71,14 @@ extension NodeService {
                 // A killed mount may still have got as far as mounting: take it off again. The
                 // caller's deadline may be spent by now (a timed-out mount used it up), so the
                 // cleanup gets its own bounded budget instead of being skipped.
+                var cleanup = context
+                cleanup.deadline = nil
                 if (try? mountPoint(at: stagingPath)) != nil {
-                    var cleanup = context
-                    cleanup.deadline = nil
                     try? await unmountAll(stagingPath, logger: logger, context: cleanup)
                 }
+                // Whatever the failed attempt left in the unit (a client still trying to reach a
+                // server) goes too, so the next attempt starts clean.
+                try? await removeClientUnit(unit, logger: logger)
                 let csiError = error.csiError
                 let tail = log.tail()
                 throw CSIError(
@@ -127,6 +134,26 @@ extension NodeService {
                 .internal,
                 "\(path) still has mounts after \(Self.maxStackedMounts) unmounts; inspect /proc/self/mountinfo on the node"
             )
+        }
+    }
+
+    /// Ends what is left of the volume's client unit and removes the unit (a no-op for placement
+    /// none). Called once nothing is mounted through the unit's client any more.
+    func removeClientUnit(_ unit: ClientUnit, logger: Logger) async throws(CSIError) {
+        let placement = placement
+        let grace = timeouts.clientExit
+        let outcome = await BlockingThread.run { () -> Result<Void, PlacementError> in
+            do throws(PlacementError) {
+                return .success(try placement.remove(unit, grace: grace))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch outcome {
+        case .success:
+            logger.debug("removed the client's unit", metadata: ["client_unit": "\(unit.name)"])
+        case .failure(let error):
+            throw error.csiError
         }
     }
 

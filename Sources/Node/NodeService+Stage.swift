@@ -53,17 +53,24 @@ extension NodeService {
 
         try await locks.withLock(.volume(volumeID)) {
             let table = try mountTable()
+            var stillPublished = false
             if let staged = table.last(where: { $0.mountPoint == stagingPath }) {
                 // The CO unpublishes first; if it did not, the pods keep their bind mounts (they
-                // hold the client alive) and the leftovers are worth a log line.
+                // hold the client alive, so its unit stays) and the leftovers are worth a log line.
                 let leftovers = publications(of: staged, stagingPath: stagingPath, in: table)
                 if !leftovers.isEmpty {
+                    stillPublished = true
                     logger.warning(
-                        "unstaging a volume that is still published",
+                        "unstaging a volume that is still published; its glusterfs client keeps running",
                         metadata: ["targets": "\(leftovers.map(\.mountPoint).joined(separator: ","))"])
                 }
             }
             try await unmountAll(stagingPath, logger: logger, context: context)
+            // Derived from the volume ID alone: also a unit another plugin instance made, and one
+            // whose client died long ago.
+            if !stillPublished {
+                try await removeClientUnit(ClientUnit(volumeID: volumeID), logger: logger)
+            }
             do throws(FileIOError) {
                 try FileIO.removeDirectory(stagingPath)
             } catch {
@@ -130,6 +137,9 @@ extension NodeService {
         // device number, which the new client will not share.
         let targets = publications(of: dead, stagingPath: stagingPath, in: try mountTable())
         try await unmountAll(stagingPath, logger: logger, context: context)
+        // A dead client may still be a process (hung on its FUSE connection); it must not linger
+        // in the unit the new one joins.
+        try await removeClientUnit(ClientUnit(volumeID: volumeID), logger: logger)
         let fresh = try await mountGluster(
             source, options: options, volumeID: volumeID, stagingPath: stagingPath, logger: logger, context: context)
         logger.notice(

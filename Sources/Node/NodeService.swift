@@ -21,6 +21,9 @@ public final class NodeService: Sendable {
     /// How long each kind of outside call may take.
     public let timeouts: NodeTimeouts
 
+    /// Where each volume's glusterfs client runs (see `MountPlacement`).
+    public let placement: any ClientPlacement
+
     let mounter: any Mounter
     let probe: any FileSystemProbe
     let locks = KeyedTryLock<NodeLockKey>()
@@ -29,18 +32,20 @@ public final class NodeService: Sendable {
     ///   - nodeID: this node's ID (Kubernetes uses the node name).
     ///   - mounter: the mounter; `SystemMounter()` in production, a fake in tests.
     ///   - probe: stat/statvfs with timeouts; `SystemFileSystemProbe()` in production.
+    ///   - placement: where clients run; `PlacementSelector.choose` picks it in production.
     ///   - logDirectory: absolute directory for client logs; created on first use.
     ///   - timeouts: bounds for mounts, unmounts and probes.
     /// - Throws: `NodeConfigurationError` for an empty node ID or an unusable log directory.
     public init(
         nodeID: String, mounter: any Mounter, probe: any FileSystemProbe = SystemFileSystemProbe(),
-        logDirectory: String, timeouts: NodeTimeouts = NodeTimeouts()
+        placement: any ClientPlacement = NoPlacement(), logDirectory: String, timeouts: NodeTimeouts = NodeTimeouts()
     ) throws(NodeConfigurationError) {
         try Self.check(nodeID: nodeID)
         try Self.check(logDirectory: logDirectory)
         self.nodeID = nodeID
         self.mounter = mounter
         self.probe = probe
+        self.placement = placement
         self.logDirectory = logDirectory
         self.timeouts = timeouts
     }
@@ -127,16 +132,21 @@ public struct NodeTimeouts: Sendable, Equatable {
     public var unmount: Duration
     /// A stat or statvfs of a mounted path (a dead FUSE mount may never answer).
     public var probe: Duration
+    /// How long a client may take to exit by itself once its mount is gone, before its unit's
+    /// remaining processes get SIGTERM (then SIGKILL, 2 s each).
+    public var clientExit: Duration
 
-    /// Bounds with production defaults: 60 s mount, 10 s bind, 20 s unmount escalation, 5 s probe.
+    /// Bounds with production defaults: 60 s mount, 10 s bind, 20 s unmount escalation, 5 s probe,
+    /// 5 s client exit.
     public init(
         mount: Duration = .seconds(60), bind: Duration = .seconds(10), unmount: Duration = .seconds(20),
-        probe: Duration = .seconds(5)
+        probe: Duration = .seconds(5), clientExit: Duration = .seconds(5)
     ) {
         self.mount = mount
         self.bind = bind
         self.unmount = unmount
         self.probe = probe
+        self.clientExit = clientExit
     }
 }
 

@@ -1,3 +1,5 @@
+import ProcessSpawn
+
 /// The real `Mounter`: runs `/bin/mount` and `/bin/umount` (which hand `-t glusterfs` to
 /// `mount.glusterfs`) through a `CommandRunner`, and reads the kernel's mount table.
 ///
@@ -27,18 +29,17 @@ public struct SystemMounter: Mounter {
     }
 
     public func mount(
-        source: String, target: String, fsType: String, options: [String], timeout: Duration
-    )
-        async throws(MountError)
-    {
+        source: String, target: String, fsType: String, options: [String], timeout: Duration,
+        placement: ClientPlacementRequest?
+    ) async throws(MountError) {
         var arguments = ["-t", fsType]
         if !options.isEmpty { arguments += ["-o", options.joined(separator: ",")] }
         arguments += [source, target]
-        try await runMount(arguments, target: target, timeout: timeout)
+        try await runMount(arguments, target: target, timeout: timeout, placement: placement)
     }
 
     public func bindMount(source: String, target: String, timeout: Duration) async throws(MountError) {
-        try await runMount(["--bind", source, target], target: target, timeout: timeout)
+        try await runMount(["--bind", source, target], target: target, timeout: timeout, placement: nil)
     }
 
     public func remountReadOnly(target: String, timeout: Duration) async throws(MountError) {
@@ -85,20 +86,31 @@ public struct SystemMounter: Mounter {
 
     /// Runs a mount command and checks the kernel agrees something new is mounted at `target`
     /// (some helpers, `mount.glusterfs` among them, exit 0 on usage errors).
-    private func runMount(_ arguments: [String], target: String, timeout: Duration) async throws(MountError) {
+    private func runMount(
+        _ arguments: [String], target: String, timeout: Duration, placement: ClientPlacementRequest?
+    ) async throws(MountError) {
         let before = try mountPoint(at: target)?.mountID
-        try await run(mountProgram, arguments, timeout: timeout)
+        try await run(mountProgram, arguments, timeout: timeout, placement: placement)
         let after = try mountPoint(at: target)?.mountID
         if after == nil || after == before {
             throw MountError(kind: .notMountedAfterSuccess, command: [mountProgram] + arguments)
         }
     }
 
-    private func run(_ program: String, _ arguments: [String], timeout: Duration) async throws(MountError) {
+    private func run(
+        _ program: String, _ arguments: [String], timeout: Duration, placement: ClientPlacementRequest? = nil
+    ) async throws(MountError) {
         let command = [program] + arguments
         let result: CommandResult
         do {
-            result = try await runner.run(program, arguments, timeout: timeout)
+            result = try await runner.run(program, arguments, timeout: timeout, placement: placement)
+        } catch let error as PlacementError {
+            throw MountError(kind: .placement(error.description), command: command)
+        } catch let error as SpawnFailure {
+            switch error.stage {
+            case .cgroupJoin, .cgroupNamespace: throw MountError(kind: .placement(error.description), command: command)
+            default: throw MountError(kind: .system(error.description), command: command)
+            }
         } catch {
             throw MountError(kind: .system("\(error)"), command: command)
         }

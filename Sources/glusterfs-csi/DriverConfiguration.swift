@@ -33,6 +33,10 @@ struct DriverConfiguration: Sendable {
     var heketiOperationTimeout: Duration
     /// Node: where each volume's glusterfs client log goes.
     var mountLogDirectory: String
+    /// Node: where each volume's glusterfs client runs, and the host pieces each placement uses.
+    var mountPlacement: MountPlacement
+    var cgroupRoot: String
+    var systemdSocket: String
 
     /// Environment variable names, one per flag.
     enum Variable {
@@ -51,6 +55,9 @@ struct DriverConfiguration: Sendable {
         static let heketiMaxOperations = "GLUSTERFS_CSI_HEKETI_MAX_OPERATIONS"
         static let heketiOperationTimeout = "GLUSTERFS_CSI_HEKETI_OPERATION_TIMEOUT"
         static let mountLogDirectory = "GLUSTERFS_CSI_MOUNT_LOG_DIR"
+        static let mountPlacement = "GLUSTERFS_CSI_MOUNT_PLACEMENT"
+        static let cgroupRoot = "GLUSTERFS_CSI_CGROUP_ROOT"
+        static let systemdSocket = "GLUSTERFS_CSI_SYSTEMD_SOCKET"
     }
 
     static let defaultEndpoint = "unix:///csi/csi.sock"
@@ -77,9 +84,14 @@ struct DriverConfiguration: Sendable {
         var heketiMaxOperations: String?
         var heketiOperationTimeout: String?
         var mountLogDirectory: String?
+        var mountPlacement: String?
+        var cgroupRoot: String?
+        var systemdSocket: String?
     }
 
     static let defaultMountLogDirectory = "/var/log/glusterfs-csi"
+    static let defaultCgroupRoot = "/sys/fs/cgroup"
+    static let defaultSystemdSocket = "/run/systemd/private"
 
     init(
         flags: Flags, environment: [String: String], hostName: () -> String = DriverConfiguration.hostName
@@ -157,6 +169,18 @@ struct DriverConfiguration: Sendable {
         } catch {
             throw CSIError(.invalidArgument, "--mount-log-dir (\(Variable.mountLogDirectory)): \(error)")
         }
+        let placementText = value(flags.mountPlacement, Variable.mountPlacement) ?? MountPlacement.auto.rawValue
+        guard let placement = MountPlacement(rawValue: placementText.lowercased()) else {
+            throw Self.invalid(
+                "--mount-placement", Variable.mountPlacement, placementText, MountPlacement.allCases.map(\.rawValue))
+        }
+        mountPlacement = placement
+        cgroupRoot = try Self.absolutePath(
+            value(flags.cgroupRoot, Variable.cgroupRoot) ?? Self.defaultCgroupRoot,
+            "--cgroup-root (\(Variable.cgroupRoot))")
+        systemdSocket = try Self.absolutePath(
+            value(flags.systemdSocket, Variable.systemdSocket) ?? Self.defaultSystemdSocket,
+            "--systemd-socket (\(Variable.systemdSocket))")
     }
 
     /// An integer flag's value (`text`, or `default` when it is not set) within `range`; otherwise

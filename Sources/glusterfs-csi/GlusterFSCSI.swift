@@ -3,6 +3,7 @@ import CSICore
 import Dispatch
 import GRPCServer
 import Logging
+import ProcessSpawn
 
 #if canImport(Glibc)
 import Glibc
@@ -20,7 +21,8 @@ struct GlusterFSCSI: AsyncParsableCommand {
               GLUSTERFS_CSI_LOG_LEVEL, GLUSTERFS_CSI_LOG_FORMAT, GLUSTERFS_CSI_MAX_MESSAGE_SIZE,
               GLUSTERFS_CSI_SHUTDOWN_GRACE, GLUSTERFS_CSI_HEKETI_URL, GLUSTERFS_CSI_HEKETI_USER,
               GLUSTERFS_CSI_HEKETI_KEY_FILE, GLUSTERFS_CSI_HEKETI_CA_FILE, GLUSTERFS_CSI_HEKETI_MAX_OPERATIONS,
-              GLUSTERFS_CSI_HEKETI_OPERATION_TIMEOUT, GLUSTERFS_CSI_MOUNT_LOG_DIR.
+              GLUSTERFS_CSI_HEKETI_OPERATION_TIMEOUT, GLUSTERFS_CSI_MOUNT_LOG_DIR, GLUSTERFS_CSI_MOUNT_PLACEMENT,
+              GLUSTERFS_CSI_CGROUP_ROOT, GLUSTERFS_CSI_SYSTEMD_SOCKET.
             SIGTERM or SIGINT stops accepting calls, lets calls in flight finish within the grace period,
             and exits 0 when all were answered.
             """,
@@ -92,6 +94,27 @@ struct GlusterFSCSI: AsyncParsableCommand {
     )
     var mountLogDirectory: String?
 
+    @Option(
+        help: """
+            Node: where each volume's glusterfs client runs: systemd (a scope of the host's systemd), cgroup \
+            (a cgroup outside the container), none (inside the plugin: a restart kills the node's mounts), or auto \
+            (the first of systemd, cgroup, none that works). (default: auto)
+            """)
+    var mountPlacement: String?
+
+    @Option(
+        help:
+            "Node: the host's cgroup tree, for the cgroup placement. (default: \(DriverConfiguration.defaultCgroupRoot))"
+    )
+    var cgroupRoot: String?
+
+    @Option(
+        help: """
+            Node: the host systemd's private socket, for the systemd placement (a path ending in \
+            dbus/system_bus_socket is used as the system bus). (default: \(DriverConfiguration.defaultSystemdSocket))
+            """)
+    var systemdSocket: String?
+
     @Flag(help: .private)
     var enableTestHooks = false
 
@@ -101,7 +124,8 @@ struct GlusterFSCSI: AsyncParsableCommand {
             logFormat: logFormat, maxMessageSize: maxMessageSize, shutdownGrace: shutdownGrace,
             testHooks: enableTestHooks, heketiURL: heketiURL, heketiUser: heketiUser, heketiKeyFile: heketiKeyFile,
             heketiCAFile: heketiCAFile, heketiMaxOperations: heketiMaxOperations,
-            heketiOperationTimeout: heketiOperationTimeout, mountLogDirectory: mountLogDirectory)
+            heketiOperationTimeout: heketiOperationTimeout, mountLogDirectory: mountLogDirectory,
+            mountPlacement: mountPlacement, cgroupRoot: cgroupRoot, systemdSocket: systemdSocket)
     }
 
     func resolvedConfiguration() throws -> DriverConfiguration {
@@ -125,6 +149,11 @@ struct GlusterFSCSI: AsyncParsableCommand {
         logger.logLevel = configuration.logLevel
         GRPCLogBridge.install(logger)
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
+        // As its container's init (no hostPID), the plugin inherits every process that daemonises
+        // under it — the glusterfs clients among them — and must reap them when they end.
+        if OrphanReaper.startIfInit() {
+            logger.info("running as PID 1 of its PID namespace: reaping orphaned processes")
+        }
 
         let server: UnaryServer
         let services: Services

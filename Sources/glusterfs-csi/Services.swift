@@ -5,6 +5,7 @@ import Heketi
 import Logging
 import Node
 import Synchronization
+import SystemdBus
 
 #if canImport(Glibc)
 import Glibc
@@ -17,7 +18,7 @@ struct Services {
 
     init(configuration: DriverConfiguration, logger: Logger) throws(CSIError) {
         controller = configuration.mode.servesController ? try Self.controller(configuration, logger: logger) : nil
-        node = configuration.mode.servesNode ? try Self.node(configuration) : nil
+        node = configuration.mode.servesNode ? try Self.node(configuration, logger: logger) : nil
     }
 
     private static func controller(
@@ -41,12 +42,34 @@ struct Services {
             })
     }
 
-    private static func node(_ configuration: DriverConfiguration) throws(CSIError) -> NodeService {
+    private static func node(_ configuration: DriverConfiguration, logger: Logger) throws(CSIError) -> NodeService {
+        let choice = PlacementSelector.choose(
+            requested: configuration.mountPlacement, cgroupRoot: configuration.cgroupRoot,
+            connectSystemd: { connectSystemd(socketPath: configuration.systemdSocket) })
+        choice.log(to: logger)
         do {
             return try NodeService(
-                nodeID: configuration.nodeID, mounter: SystemMounter(), logDirectory: configuration.mountLogDirectory)
+                nodeID: configuration.nodeID, mounter: SystemMounter(), placement: choice.placement,
+                logDirectory: configuration.mountLogDirectory)
         } catch {
             throw CSIError(.invalidArgument, "node service: \(error.description)")
+        }
+    }
+
+    /// A connection to the host's systemd, if it answers on `socketPath` and sees the PIDs this
+    /// process sees (the scope it starts holds the PID it is given, in its own PID namespace).
+    private static func connectSystemd(socketPath: String) -> Result<any SystemdScopes, PlacementError> {
+        do {
+            let connection = try SystemdConnection(socketPath: socketPath, timeout: .seconds(2))
+            guard try connection.sharesPIDNamespace() else {
+                return .failure(
+                    PlacementError(
+                        "systemd on \(socketPath) runs in another PID namespace than the node plugin "
+                            + "(the pod does not set hostPID: true)"))
+            }
+            return .success(connection)
+        } catch {
+            return .failure(PlacementError("systemd does not answer on \(socketPath): \(error)"))
         }
     }
 
@@ -76,6 +99,9 @@ struct Services {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+/// The sd-bus connection is what the systemd placement needs of systemd.
+extension SystemdConnection: SystemdScopes {}
 
 /// Creates the libcurl transport on first use: that loads libcurl (the shim `dlopen`s it; the
 /// binary does not link it) and runs `curl_global_init`, which sets up OpenSSL. A node plugin, or

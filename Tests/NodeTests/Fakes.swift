@@ -37,12 +37,15 @@ final class FakeMounter: Mounter {
         var remountFailure: MountError?
         var unmountOutcome: UnmountOutcome = .unmounted
         var onMount: (@Sendable (_ options: [String]) -> Void)?
+        /// The unit each placed mount asked for, in order.
+        var placedUnits: [ClientUnit] = []
     }
 
     private let state = Mutex(State())
 
     var calls: [Call] { state.withLock { $0.calls } }
     var table: [MountInfo] { state.withLock { $0.table } }
+    var placedUnits: [ClientUnit] { state.withLock { $0.placedUnits } }
     func clearCalls() { state.withLock { $0.calls = [] } }
 
     /// The next `mount` calls fail with these errors, in order (nil entries succeed).
@@ -73,12 +76,12 @@ final class FakeMounter: Mounter {
     }
 
     func mount(
-        source: String, target: String, fsType: String, options: [String], timeout: Duration
-    )
-        async throws(MountError)
-    {
+        source: String, target: String, fsType: String, options: [String], timeout: Duration,
+        placement: ClientPlacementRequest?
+    ) async throws(MountError) {
         let (failure, hook) = state.withLock { state -> (MountError?, (@Sendable ([String]) -> Void)?) in
             state.calls.append(.mount(source: source, target: target, fsType: fsType, options: options))
+            if let placement { state.placedUnits.append(placement.unit) }
             return (state.mountFailures.isEmpty ? nil : state.mountFailures.removeFirst(), state.onMount)
         }
         hook?(options)

@@ -39,9 +39,9 @@ final class Fixture {
     var logDirectory: String { directory + "/logs" }
     var context: RequestContext { testContext(logs) }
 
-    init(nodeID: String = "node-a") {
+    init(nodeID: String = "node-a", placement: any ClientPlacement = NoPlacement()) {
         service = try! NodeService(
-            nodeID: nodeID, mounter: mounter, probe: probe, logDirectory: directory + "/logs",
+            nodeID: nodeID, mounter: mounter, probe: probe, placement: placement, logDirectory: directory + "/logs",
             timeouts: NodeTimeouts(mount: .seconds(5), bind: .seconds(1), unmount: .seconds(1), probe: .seconds(1)))
     }
 

@@ -1,5 +1,6 @@
 import CSICore
 import Glibc
+import ProcessSpawn
 import Synchronization
 import Testing
 
@@ -21,7 +22,7 @@ struct SystemCommandRunnerTests {
 
     @Test("a missing program is a spawn error")
     func missingProgram() async {
-        await #expect(throws: SpawnError.self) {
+        await #expect(throws: SpawnFailure.self) {
             _ = try await runner.run("/nonexistent/mount", [], timeout: .seconds(1))
         }
     }
@@ -101,7 +102,9 @@ final class RecordingRunner: CommandRunner {
 
     init(answer: @escaping @Sendable ([String]) -> CommandResult) { self.answer = answer }
 
-    func run(_ executable: String, _ arguments: [String], timeout: Duration) async throws -> CommandResult {
+    func run(
+        _ executable: String, _ arguments: [String], timeout: Duration, placement: ClientPlacementRequest?
+    ) async throws -> CommandResult {
         let command = [executable] + arguments
         calls.withLock { $0.append(command) }
         return answer(command)
@@ -135,7 +138,7 @@ struct SystemMounterTests {
         let mounter = SystemMounter(mountInfoPath: setup.mountInfo, runner: runner)
         try await mounter.mount(
             source: "h:/v", target: "/mnt/x", fsType: "glusterfs", options: ["ro", "log-level=ERROR"],
-            timeout: .seconds(1))
+            timeout: .seconds(1), placement: nil)
         setup.setTable([Self.root])
         try await mounter.bindMount(source: "/mnt/x", target: "/mnt/y", timeout: .seconds(1))
         try await mounter.remountReadOnly(target: "/mnt/y", timeout: .seconds(1))
@@ -158,7 +161,8 @@ struct SystemMounterTests {
                 kind: .notMountedAfterSuccess, command: ["/bin/mount", "-t", "glusterfs", "h:/v", "/mnt/x"])
         ) {
             try await mounter.mount(
-                source: "h:/v", target: "/mnt/x", fsType: "glusterfs", options: [], timeout: .seconds(1))
+                source: "h:/v", target: "/mnt/x", fsType: "glusterfs", options: [], timeout: .seconds(1),
+                placement: nil)
         }
     }
 
@@ -215,7 +219,8 @@ struct SystemMounterTests {
         let start = clock.now
         let error = await #expect(throws: MountError.self) {
             try await mounter.mount(
-                source: "h:/v", target: "/mnt/x", fsType: "glusterfs", options: [], timeout: .milliseconds(300))
+                source: "h:/v", target: "/mnt/x", fsType: "glusterfs", options: [],
+                timeout: .milliseconds(300), placement: nil)
         }
         #expect(error?.kind == .timedOut(.milliseconds(300)))
         #expect(clock.now - start < .seconds(3))

@@ -1,0 +1,109 @@
+import CSICore
+import ProcessSpawn
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the glusterfs FUSE client of a staged volume runs (`--mount-placement`).
+///
+/// A client is a process. Left where the node plugin starts it — in the plugin container's cgroup
+/// and PID namespace — it dies whenever that container stops (runtimes kill every process of the
+/// container's cgroup; the kernel kills every process of a PID namespace whose init exits), and
+/// every pod using the volume on the node gets "Transport endpoint is not connected".
+public enum MountPlacement: String, CaseIterable, Sendable {
+    /// The best that works here: systemd, else cgroup, else none.
+    case auto
+    /// A transient scope of the host's systemd per volume, created over D-Bus.
+    case systemd
+    /// A cgroup per volume that the driver makes outside its container, in the host's tree.
+    case cgroup
+    /// Where the plugin runs: the clients die with the plugin's container.
+    case none
+}
+
+/// The per-volume unit a client is placed in: `glusterfs-csi-<16 hex digits>`, derived from the
+/// volume ID alone, so any plugin instance — not only the one that staged — finds it again.
+public struct ClientUnit: Sendable, Hashable, CustomStringConvertible {
+    /// The CSI volume ID the unit belongs to.
+    public let volumeID: String
+    /// `glusterfs-csi-` and the volume ID's 64-bit FNV-1a hash in hex: a valid systemd unit name
+    /// and cgroup directory name whatever characters the ID holds.
+    public let name: String
+
+    /// The unit of `volumeID`.
+    public init(volumeID: String) {
+        self.volumeID = volumeID
+        let hex = String(fnv1a64(volumeID), radix: 16)
+        name = "glusterfs-csi-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The systemd scope's unit name.
+    public var scopeName: String { name + ".scope" }
+
+    public var description: String { name }
+}
+
+/// Puts the processes a Gluster mount starts — the mount helper and the glusterfs client it
+/// leaves running — into a per-volume unit outside the node plugin's container, and removes
+/// those units again.
+///
+/// The mount code is the same for every placement: the runner forks the helper, asks `prepare`
+/// how it joins the unit (cgroups it writes itself into, or a gate at which it waits until
+/// `adopt` placed it), and only then lets it exec. All methods block and are called on threads
+/// that may block.
+public protocol ClientPlacement: Sendable {
+    /// Which placement this is.
+    var kind: MountPlacement { get }
+    /// Where units live, for log lines ("systemd scopes", "/sys/fs/cgroup/…/glusterfs-csi").
+    var location: String { get }
+    /// Makes `unit` ready to receive a process and says how a forked child joins it.
+    func prepare(_ unit: ClientUnit) throws(PlacementError) -> SpawnPlacement
+    /// Places the child `pid`, waiting at its gate, into `unit` (only for gated placements).
+    func adopt(_ pid: pid_t, into unit: ClientUnit) throws(PlacementError)
+    /// Ends what is left in `unit` — waiting up to `grace` for its processes to exit by
+    /// themselves, then SIGTERM, then SIGKILL — and removes it. A unit that does not exist is fine.
+    func remove(_ unit: ClientUnit, grace: Duration) throws(PlacementError)
+    /// The processes in `unit` now (empty when it does not exist).
+    func processes(in unit: ClientUnit) -> [pid_t]
+}
+
+/// A placement failed: the unit could not be made, joined or removed.
+public struct PlacementError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What failed and what to do.
+    public var description: String
+
+    /// Creates the error with its message.
+    public init(_ description: String) { self.description = description }
+
+    /// UNAVAILABLE: the mount was not attempted (or its unit not removed), nothing is lost, and
+    /// kubelet retries.
+    public var csiError: CSIError { CSIError(.unavailable, description) }
+}
+
+/// `none`: children stay where the plugin runs.
+public struct NoPlacement: ClientPlacement {
+    /// Creates it.
+    public init() {}
+    public var kind: MountPlacement { .none }
+    public var location: String { "the node plugin's own cgroup" }
+    public func prepare(_ unit: ClientUnit) throws(PlacementError) -> SpawnPlacement { .inPlace }
+    public func adopt(_ pid: pid_t, into unit: ClientUnit) throws(PlacementError) {}
+    public func remove(_ unit: ClientUnit, grace: Duration) throws(PlacementError) {}
+    public func processes(in unit: ClientUnit) -> [pid_t] { [] }
+}
+
+/// A placement and the unit to use, handed to `Mounter.mount` for the one mount that starts a
+/// long-lived client.
+public struct ClientPlacementRequest: Sendable {
+    /// The placement.
+    public var placement: any ClientPlacement
+    /// The unit of the volume being mounted.
+    public var unit: ClientUnit
+
+    /// - Parameters: the placement and the unit.
+    public init(_ placement: any ClientPlacement, unit: ClientUnit) {
+        self.placement = placement
+        self.unit = unit
+    }
+}

@@ -1,0 +1,116 @@
+import CSICore
+import ProcessSpawn
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `SystemdScopePlacement` needs of systemd's D-Bus API. The driver implements it with
+/// libsystemd's sd-bus (target SystemdBus); tests with a fake. Every method blocks.
+public protocol SystemdScopes: Sendable {
+    /// StartTransientUnit of scope `name` holding `pid`; returns once its start job finished.
+    func startScope(name: String, description: String, pid: Int32, timeout: Duration) throws
+    /// The unit's ActiveState, or nil when systemd does not know it.
+    func activeState(of unit: String, timeout: Duration) throws -> String?
+    /// Sends `signal` to every process of the unit; a unit that does not exist is fine.
+    func kill(unit: String, signal: Int32, timeout: Duration) throws
+    /// Stops the unit and waits for the job; a unit that does not exist is fine.
+    func stop(unit: String, timeout: Duration) throws
+}
+
+/// `systemd`: each volume's client in a transient scope of the host's systemd,
+/// `glusterfs-csi-<hash>.scope`, as `systemd-run --scope` would make it (and as the in-tree
+/// plugin did): the helper is forked, waits at a gate while systemd moves it into the new scope,
+/// then execs; the client it starts is born in the scope. systemd owns the scope from then on —
+/// it outlives the plugin — and collects it when its last process exits.
+public struct SystemdScopePlacement: ClientPlacement {
+    /// The connection to systemd.
+    public let systemd: any SystemdScopes
+    /// Bound on each D-Bus call.
+    public let callTimeout: Duration
+    /// How often `remove` asks whether the scope is gone.
+    static let pollInterval: Duration = .milliseconds(20)
+
+    /// A placement over `systemd`.
+    public init(systemd: any SystemdScopes, callTimeout: Duration = .seconds(10)) {
+        self.systemd = systemd
+        self.callTimeout = callTimeout
+    }
+
+    public var kind: MountPlacement { .systemd }
+    public var location: String { "systemd scopes glusterfs-csi-*.scope" }
+
+    public func prepare(_ unit: ClientUnit) throws(PlacementError) -> SpawnPlacement {
+        SpawnPlacement(gated: true)
+    }
+
+    public func adopt(_ pid: pid_t, into unit: ClientUnit) throws(PlacementError) {
+        let description = "glusterfs-csi: glusterfs client of volume \(unit.volumeID)"
+        do {
+            try systemd.startScope(name: unit.scopeName, description: description, pid: pid, timeout: callTimeout)
+        } catch {
+            // A scope of this name that still holds processes is the remains of an earlier client
+            // of this volume (a hung one that a forced unmount left behind): nothing mounts
+            // through it any more. Stop it and try once more.
+            guard (try? systemd.activeState(of: unit.scopeName, timeout: callTimeout)) != nil else {
+                throw failure("cannot start the systemd scope \(unit.scopeName)", error)
+            }
+            try remove(unit, grace: .zero)
+            do {
+                try systemd.startScope(name: unit.scopeName, description: description, pid: pid, timeout: callTimeout)
+            } catch {
+                throw failure("cannot start the systemd scope \(unit.scopeName) after stopping an old one", error)
+            }
+        }
+        // systemd moves the PID it was given; if the plugin does not share systemd's PID
+        // namespace that is another process. Check it is ours that moved.
+        guard let membership = CgroupMembership.of("\(pid)"), membership.contains(unitNamed: unit.scopeName) else {
+            throw PlacementError(
+                "systemd started \(unit.scopeName) but process \(pid) is not in it; the node plugin must share "
+                    + "the host's PID namespace (hostPID: true)")
+        }
+    }
+
+    public func remove(_ unit: ClientUnit, grace: Duration) throws(PlacementError) {
+        let clock = ContinuousClock()
+        do {
+            guard try systemd.activeState(of: unit.scopeName, timeout: callTimeout) != nil else { return }
+            // The client exits by itself once its mount is gone, and systemd collects the empty
+            // scope; signals only for what lingers.
+            for (signal, wait) in [(Int32(0), grace), (SIGTERM, Duration.seconds(2)), (SIGKILL, Duration.seconds(2))] {
+                if signal != 0 { try systemd.kill(unit: unit.scopeName, signal: signal, timeout: callTimeout) }
+                let deadline = clock.now.advanced(by: wait)
+                while clock.now < deadline, try systemd.activeState(of: unit.scopeName, timeout: callTimeout) != nil {
+                    sleepBlocking(Self.pollInterval)
+                }
+                if try systemd.activeState(of: unit.scopeName, timeout: callTimeout) == nil { return }
+            }
+            // Still known (an abandoned or failed scope): stopping it makes systemd let it go.
+            try systemd.stop(unit: unit.scopeName, timeout: callTimeout)
+        } catch {
+            throw failure("cannot remove the systemd scope \(unit.scopeName) of volume \(unit.volumeID)", error)
+        }
+    }
+
+    public func processes(in unit: ClientUnit) -> [pid_t] {
+        // The scope's processes are those whose cgroup is the scope: found through /proc, which
+        // holds the host's processes because the plugin shares the host's PID namespace.
+        guard let directory = opendir("/proc") else { return [] }
+        defer { closedir(directory) }
+        var found: [pid_t] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = pid_t(name), let membership = CgroupMembership.of(name),
+                membership.contains(unitNamed: unit.scopeName)
+            else { continue }
+            found.append(pid)
+        }
+        return found.sorted()
+    }
+
+    private func failure(_ what: String, _ error: any Error) -> PlacementError {
+        PlacementError("\(what): \(error); check that the host's /run/systemd is mounted and systemd runs")
+    }
+}
