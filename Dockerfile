@@ -9,14 +9,16 @@
 # release as the runtime stage, so the C libraries linked here are the ones installed there.
 FROM swift:6.3.1-bookworm AS build
 
-# gRPC core and libcurl headers for the two C shims (Package.swift links grpc and gpr; libcurl
-# is not linked, the shim loads it with dlopen at run time, but its headers are needed).
+# gRPC core, libcurl and libsystemd headers for the C shims (Package.swift links grpc and gpr;
+# libcurl and libsystemd are not linked, their shims load them with dlopen at run time, but their
+# headers are needed: curl's, and sd-bus's for the systemd placement of mounts).
 # libgrpc-dev also brings zlib1g-dev, whose static archive the link uses; the Swift image has
 # libstdc++-12-dev (libstdc++.a) and lld.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libcurl4-openssl-dev \
         libgrpc-dev \
+        libsystemd-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -49,6 +51,14 @@ RUN swift build -c release --static-swift-stdlib --product glusterfs-csi \
 #                                               request (the node plugin never loads it). ldd
 #                                               does not show it; without it every Heketi call
 #                                               fails with "install libcurl4"
+#   libsystemd0                                 libsystemd.so.0, which the binary does NOT link
+#                                               either: the node plugin dlopens it when it tries
+#                                               systemd placement (--mount-placement auto or
+#                                               systemd, at start-up) to ask the host's systemd
+#                                               over sd-bus for a scope per volume, so mounts
+#                                               outlive the plugin (docs/upgrade.md); the
+#                                               controller never loads it. ldd does not show it;
+#                                               without it auto falls back to cgroup placement
 #   glusterfs-client                            mount.glusterfs and the glusterfs FUSE client
 #   mount                                       /bin/mount and /bin/umount, which the node runs
 #   ca-certificates                             the CA store libcurl uses for https Heketi URLs
@@ -64,6 +74,7 @@ RUN apt-get update \
         glusterfs-client \
         libcurl4 \
         libgcc-s1 \
+        libsystemd0 \
         mount \
     && rm -rf /var/lib/apt/lists/*
 

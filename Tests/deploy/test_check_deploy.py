@@ -1,5 +1,5 @@
 """Tests of scripts/check-deploy: the repository passes every check, and each check fails, naming
-the problem, on a copy of deploy/, docs/ and the Dockerfile with one deliberate mistake.
+the problem, on a copy of deploy/, docs/, README.md and the Dockerfile with one deliberate mistake.
 
 A check that cannot fail is worse than none, so every check has at least one breakage here. The
 copies are made under pytest's tmp_path; the release binary is built once (or taken from
@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check-deploy"
-COPIED = ["deploy", "docs", "Dockerfile", ".yamllint", ".hadolint.yaml"]
+COPIED = ["deploy", "docs", "Dockerfile", "README.md", ".yamllint", ".hadolint.yaml"]
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +47,16 @@ class Tree:
         # The breakage must really happen, or the test proves nothing.
         assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {relative}, expected once"
         path.write_text(text.replace(old, new))
+
+    def edit_all(self, relative: str, old: str, new: str) -> None:
+        """Every occurrence, for what a page says more than once."""
+        path = self.root / relative
+        text = path.read_text()
+        assert old in text, f"{old!r} does not occur in {relative}"
+        path.write_text(text.replace(old, new))
+
+    def delete(self, relative: str) -> None:
+        (self.root / relative).unlink()
 
 
 @pytest.fixture
@@ -81,6 +91,11 @@ BREAKAGES = [
      "      hostNetwork: true", "      hostNetwrk: true", "'hostNetwrk' was unexpected"),
     ("validate: wrong type in an example", "validate", "deploy/examples/pvc-gluster-pvc-10g.yaml",
      "  accessModes:\n    - ReadWriteMany", "  accessModes: ReadWriteMany", "is not of type 'array'"),
+    # The API server stores 10k and 64Mi; a manifest saying otherwise is "configured" on every apply.
+    ("validate: a quota count the API server rewrites", "validate", "deploy/base/namespace.yaml",
+     "    pods: 10k\n", '    pods: "10000"\n', "spec.hard.pods: write '10000' as '10k'"),
+    ("validate: a memory request the API server rewrites", "validate", "deploy/base/node.yaml",
+     "              memory: 64Mi\n", "              memory: 65536Ki\n", "write '65536Ki' as '64Mi'"),
     ("yamllint: trailing spaces", "yamllint", "deploy/base/controller.yaml",
      "  replicas: 1\n", "  replicas: 1   \n", "trailing-spaces"),
     ("hadolint: apt-get install without -y", "hadolint", "Dockerfile",
@@ -123,8 +138,39 @@ BREAKAGES = [
     ("agreement: image tag is not the binary's version", "agreement", "deploy/base/node.yaml",
      "          image: glusterfs-csi:0.1.0", "          image: glusterfs-csi:0.2.0",
      "image tag 0.2.0 is not the binary's version"),
-    ("agreement: the node plugin rolls (kills mounts)", "agreement", "deploy/base/node.yaml",
-     "    type: OnDelete", "    type: RollingUpdate", "updateStrategy OnDelete"),
+    # Mount placement: what each placement needs from the pod, and the update strategy it allows.
+    ("agreement: the node plugin back on OnDelete", "agreement", "deploy/base/node.yaml",
+     "    type: RollingUpdate\n    rollingUpdate:\n      maxUnavailable: 1\n      maxSurge: 0\n",
+     "    type: OnDelete\n", "must use updateStrategy RollingUpdate: with --mount-placement=auto"),
+    ("agreement: placement none rolling (kills mounts)", "agreement", "deploy/base/node.yaml",
+     "- --mount-placement=auto", "- --mount-placement=none",
+     "with --mount-placement=none the FUSE clients run in the node plugin's container"),
+    ("agreement: a placement the binary does not know", "agreement", "deploy/base/node.yaml",
+     "- --mount-placement=auto", "- --mount-placement=scope", "--mount-placement scope is none of"),
+    ("agreement: two node plugins on one node during a rollout", "agreement", "deploy/base/node.yaml",
+     "      maxSurge: 0", "      maxSurge: 1", "rollingUpdate.maxSurge must be 0, not 1"),
+    ("agreement: the node plugin in its own PID namespace", "agreement", "deploy/base/node.yaml",
+     "      hostPID: true\n", "", "needs hostPID: true with --mount-placement=auto"),
+    ("agreement: --cgroup-root the container's own cgroup tree", "agreement", "deploy/base/node.yaml",
+     "- --cgroup-root=/host/sys/fs/cgroup", "- --cgroup-root=/sys/fs/cgroup",
+     "--cgroup-root /sys/fs/cgroup must be where a hostPath volume of the host's /sys/fs/cgroup is mounted"),
+    ("agreement: the cgroup volume is one hierarchy only", "agreement", "deploy/base/node.yaml",
+     "            path: /sys/fs/cgroup\n", "            path: /sys/fs/cgroup/pids\n",
+     "it is the host's /sys/fs/cgroup/pids"),
+    ("agreement: the cgroup tree mounted read-only", "agreement", "deploy/base/node.yaml",
+     "              mountPath: /host/sys/fs/cgroup\n",
+     "              mountPath: /host/sys/fs/cgroup\n              readOnly: true\n",
+     "of the host's cgroup tree must be read-write"),
+    ("agreement: --systemd-socket outside the systemd mount", "agreement", "deploy/base/node.yaml",
+     "- --systemd-socket=/run/systemd/private", "- --systemd-socket=/var/run/systemd/private",
+     "--systemd-socket /var/run/systemd/private must lie inside a hostPath volume of the host's /run/systemd"),
+    ("agreement: the systemd directory mounted from elsewhere", "agreement", "deploy/base/node.yaml",
+     "            path: /run/systemd\n", "            path: /var/lib/systemd\n",
+     "it is the host's /var/lib/systemd/private"),
+    ("agreement: a node without systemd would not start", "agreement", "deploy/base/node.yaml",
+     "            path: /run/systemd\n            type: DirectoryOrCreate",
+     "            path: /run/systemd\n            type: Directory",
+     "has type Directory: with --mount-placement=auto it must be DirectoryOrCreate"),
     ("agreement: a secret as an environment variable", "agreement", "deploy/base/controller.yaml",
      "          env:\n            # Only used in log lines",
      "          env:\n            - name: GLUSTERFS_CSI_HEKETI_KEY\n              valueFrom:\n"
@@ -153,11 +199,29 @@ BREAKAGES = [
     ("agreement: migrated PV with a malformed volume ID", "agreement", "deploy/examples/migrated-pv.yaml",
      'volumeHandle: "v1:5c6f2a3b9d0e4f1a8b7c6d5e4f3a2b1c:', 'volumeHandle: "v1:5C6F2A3B9D0E4F1A8B7C6D5E4F3A2B1C:',
      "is not v1:<Heketi volume ID>:<Heketi URL>"),
+    # README.md's Command line section against the binary's --help.
+    ("agreement: README lists a variable the binary does not read", "agreement", "README.md",
+     "`GLUSTERFS_CSI_SYSTEMD_SOCKET`", "`GLUSTERFS_CSI_SYSTEMD_SOCKET_PATH`",
+     "README.md: the Command line section does not list the variable GLUSTERFS_CSI_SYSTEMD_SOCKET"),
+    ("agreement: README shows a flag without the binary's default", "agreement", "README.md",
+     "[--cgroup-root /sys/fs/cgroup]", "[--cgroup-root /host/sys/fs/cgroup]",
+     "README.md: the synopsis shows --cgroup-root /host/sys/fs/cgroup, the binary's default is /sys/fs/cgroup"),
+    ("agreement: README misses a flag", "agreement", "README.md",
+     " [--mount-placement auto|systemd|cgroup|none]", "",
+     "README.md: the Command line synopsis does not show --mount-placement"),
+    ("agreement: README offers a placement the binary lacks", "agreement", "README.md",
+     "[--mount-placement auto|systemd|cgroup|none]", "[--mount-placement auto|systemd|none]",
+     "the placements are auto|systemd|cgroup|none"),
     # libcurl4 is not linked (ldd does not show it) but dlopened: the check must still want it.
     ("ldd: the dlopened libcurl's package missing from the runtime stage", "ldd", "Dockerfile",
      "        libcurl4 \\\n", "",
      "the binary loads libcurl.so.4 with dlopen on first use (ldd does not show it); name its package "
      "libcurl4 in the runtime stage"),
+    # libsystemd0 likewise: the node dlopens libsystemd.so.0 for systemd placement.
+    ("ldd: the dlopened libsystemd's package missing from the runtime stage", "ldd", "Dockerfile",
+     "        libsystemd0 \\\n", "",
+     "the binary loads libsystemd.so.0 with dlopen on first use (ldd does not show it); name its package "
+     "libsystemd0 in the runtime stage"),
     ("ldd: gRPC core no longer linked statically", "ldd", "Dockerfile",
      "ENV GLUSTERFS_CSI_STATIC_GRPC=1\n", "", "must set ENV GLUSTERFS_CSI_STATIC_GRPC=1"),
     ("ldd: glusterfs-client missing", "ldd", "Dockerfile",
@@ -185,6 +249,52 @@ def test_each_check_catches_a_deliberate_breakage(binary, tree, name, check_name
     assert result.returncode == 1, f"{check_name} did not fail:\n{output}"
     assert f"check-deploy: {check_name}: FAILED" in result.stdout, output
     assert expected in output, output
+
+
+def test_docs_require_the_upgrade_page(binary, tree):
+    tree.delete("docs/upgrade.md")
+    result = check(binary, "docs", root=tree.root)
+    assert result.returncode == 1, result.stdout
+    assert "docs/upgrade.md is missing" in result.stdout, result.stdout
+
+
+def test_docs_require_every_placement_on_the_upgrade_page(binary, tree):
+    tree.edit_all("docs/upgrade.md", "`cgroup`", "cgroups")
+    result = check(binary, "docs", root=tree.root)
+    assert result.returncode == 1, result.stdout
+    assert "docs/upgrade.md does not mention the mount placement `cgroup`" in result.stdout, result.stdout
+
+
+def test_docs_require_the_readme_to_link_the_upgrade_page(binary, tree):
+    tree.edit_all("README.md", "](docs/upgrade.md)", "](docs/install.md)")
+    result = check(binary, "docs", root=tree.root)
+    assert result.returncode == 1, result.stdout
+    assert "README.md does not link docs/upgrade.md" in result.stdout, result.stdout
+
+
+def test_agreement_requires_the_upgrade_page_to_quote_the_placement_line(binary, tree):
+    """docs/upgrade.md tells admins which log line names a node's placement; the binary must log it."""
+    tree.edit_all("docs/upgrade.md", "mount placement chosen", "placement selected")
+    result = check(binary, "agreement", root=tree.root)
+    assert result.returncode == 1, result.stdout
+    assert "docs/upgrade.md does not quote the start-up line 'mount placement chosen'" in result.stdout, result.stdout
+
+
+QUANTITIES = [
+    # (as written, as the API server stores it: k8s.io/apimachinery resource.Quantity.String())
+    ("10000", "10k"), ("10k", "10k"), ("1500", "1500"), ("15000", "15k"), ("1000m", "1"), ("0.5", "500m"),
+    ("1.5", "1500m"), ("20m", "20m"), ("0.1m", "100u"), ("1024Mi", "1Gi"), ("64Mi", "64Mi"), ("1.5Gi", "1536Mi"),
+    ("0.25Gi", "256Mi"), ("0.5Ki", "512"), ("1023Mi", "1023Mi"), ("65536Ki", "64Mi"), ("5G", "5G"), ("1e3", "1e3"),
+    ("1E3", "1e3"), ("0", "0"), ("0Mi", "0"), ("1.5e3", "1500"), ("banana", None), ("1.2.3", None),
+]
+
+
+@pytest.mark.parametrize("written, stored", QUANTITIES, ids=[q[0] for q in QUANTITIES])
+def test_canonical_quantity(written, stored):
+    sys.path.insert(0, str(REPO / "scripts"))
+    from deploycheck.kube import canonical_quantity
+
+    assert canonical_quantity(written) == stored
 
 
 def test_ldd_rejects_a_binary_that_needs_the_swift_runtime(binary, tree):

@@ -6,12 +6,14 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 from .binary import BinaryFacts, RunningDriver, Stubs, call
 from .common import CheckFailed, Context, Problems
-from .manifests import (check_controller, check_csidriver, check_node, check_probes, check_resources,
-                        driver_containers)
+from .docs import readme_problems
+from .manifests import (PLACEMENTS, check_controller, check_csidriver, check_node, check_probes,
+                        check_resources, driver_containers)
 from .podspec import FAKE_FIELDS, containers, image_parts, parse_args
 
 
@@ -79,6 +81,39 @@ def check_running_node(running: RunningDriver, driver_name: str, problems: Probl
                  f"{where}: the node offers VOLUME_MOUNT_GROUP; fsGroupPolicy None would then be the wrong choice")
     probe, error = call(identity.Probe, pb.ProbeRequest())
     problems(error is None and probe.ready.value, f"{where}: Probe is not ready: {error}")
+
+
+def check_running_placement(context: Context, running: RunningDriver, problems: Problems) -> None:
+    """The node says at start-up which mount placement it chose for the one the manifest asks, in the
+    words docs/upgrade.md tells admins to look for. Its --cgroup-root and --systemd-socket were
+    moved under the temp dir, where there is neither, so it must fall back to none and warn."""
+    where = running.driver.where
+    requested = running.driver.effective.get("mount-placement")
+    if requested is None:
+        return  # the binary has no such flag: reported with the manifests
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [r for r in running.records() if "placement" in r and "requested" in r]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if not problems(bool(lines), f"{where}: the node logged no line with placement= and requested= at start-up "
+                    "(docs/upgrade.md tells admins to look for it)"):
+        return
+    record = lines[0]
+    problems(record["requested"] == requested,
+             f"{where}: the node logged requested={record['requested']}, the manifest asks "
+             f"--mount-placement={requested}")
+    problems(record["placement"] in PLACEMENTS,
+             f"{where}: the node logged placement={record['placement']}, none of {', '.join(PLACEMENTS)}")
+    problems(record["placement"] == "none" and record.get("level") == "warning",
+             f"{where}: with no cgroup tree at --cgroup-root and no socket at --systemd-socket the node must fall back "
+             f"to placement none with a warning; it logged {record}")
+    upgrade = context.root / "docs" / "upgrade.md"
+    text = upgrade.read_text() if upgrade.exists() else ""
+    problems(record["message"] in text,
+             f"docs/upgrade.md does not quote the start-up line '{record['message']}' by which an admin sees a node's "
+             "placement")
 
 
 def closed_port() -> int:
@@ -223,6 +258,14 @@ def check_agreement(context: Context) -> str:
     flags = {n for n in facts.options if n not in ("help", "version")}
     problems({BinaryFacts.variable(n) for n in flags} == facts.variables,
              f"the binary's flags and variables do not pair up: {sorted(flags)} vs {sorted(facts.variables)}")
+    placement_help = facts.descriptions.get("mount-placement")
+    if problems(placement_help is not None, "the binary has no --mount-placement (node: where the FUSE clients run)"):
+        words = set(re.findall(r"[a-z]+", placement_help.split("(default")[0]))
+        for value in PLACEMENTS:
+            problems(value in words, f"the binary's --mount-placement help does not offer {value}: {placement_help}")
+    # README.md's command line and variable list against the binary.
+    for problem in readme_problems(context.root, facts):
+        problems.add(f"README.md: {problem}")
     summary = ""
     for directory in context.kustomizations():
         if directory == context.deploy / "base":
@@ -295,6 +338,7 @@ def agree(context: Context, facts: BinaryFacts, objects: list[dict], with_exampl
                      f"unix://{driver.socket}")
         check_running_controller(running["controller"], driver_name, facts.version, sidecars, problems)
         check_running_node(running["node"], driver_name, problems)
+        check_running_placement(context, running["node"], problems)
         if with_examples:
             fed = check_examples(context, objects, running["controller"], running["node"], driver_name, problems)
     except CheckFailed as failure:
@@ -306,5 +350,6 @@ def agree(context: Context, facts: BinaryFacts, objects: list[dict], with_exampl
                      + "\n".join(driver.log().splitlines()[-5:]))
         shutil.rmtree(temp, ignore_errors=True)
     return (f"driver {driver_name} {facts.version}: {sum(len(d.args) for d in drivers)} flags and "
-            f"{sum(len(d.env) for d in drivers)} variables accepted, sockets/registration/leases/probes agree, "
-            f"both modes served and answered, {fed} examples accepted by the binary")
+            f"{sum(len(d.env) for d in drivers)} variables accepted, sockets/registration/leases/probes/mount "
+            f"placement agree, both modes served and answered, {fed} examples accepted by the binary; README.md "
+            "shows every flag and variable")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ class BinaryFacts:
     options: dict[str, str | None]  # long flag name -> default text (None: no default shown)
     takes_value: set[str]
     variables: set[str]
+    descriptions: dict[str, str] = field(default_factory=dict)  # long flag name -> its help text
 
     @staticmethod
     def read(path: Path) -> "BinaryFacts":
@@ -55,8 +56,10 @@ class BinaryFacts:
                     takes_value.add(current)
             elif current:
                 chunks[current] += " " + line.strip()
+        descriptions: dict[str, str] = {}
         for name, chunk in chunks.items():
             normalized = " ".join(chunk.split())
+            descriptions[name] = normalized
             default = re.search(r"\(default: ([^)]*)\)", normalized)
             # "(default: none)" and "(default: the host name)" describe an absent value.
             value = default.group(1) if default else None
@@ -64,7 +67,7 @@ class BinaryFacts:
         variables = set(re.findall(r"\bGLUSTERFS_CSI_[A-Z_]+\b", head))
         if not options or not variables:
             raise CheckFailed([f"cannot read the options or variables from {path} --help"])
-        return BinaryFacts(path, version, options, takes_value, variables)
+        return BinaryFacts(path, version, options, takes_value, variables, descriptions)
 
     @staticmethod
     def variable(flag: str) -> str:
@@ -107,7 +110,10 @@ def relocate(value: str, temp: Path) -> str:
 class RunningDriver:
     """glusterfs-csi started with a manifest's flags and variables, paths moved under a temp dir."""
 
-    PATH_FLAGS = {"endpoint", "heketi-key-file", "heketi-ca-file", "mount-log-dir"}
+    # Moved under the temp dir. For cgroup-root and systemd-socket that also means they name
+    # nothing: the check must never make scopes in the systemd or cgroups in the cgroup tree of the
+    # machine it runs on, so the node it starts falls back to placement none.
+    PATH_FLAGS = {"endpoint", "heketi-key-file", "heketi-ca-file", "mount-log-dir", "cgroup-root", "systemd-socket"}
 
     def __init__(self, binary: Path, driver: DriverContainer, temp: Path):
         self.driver = driver
@@ -184,6 +190,26 @@ class RunningDriver:
                 if re.search(r"\binfo serving\b", line):
                     return dict(re.findall(r"(\w+)=(\S+)", line))
         return {}
+
+    def records(self) -> list[dict[str, str]]:
+        """Every log line as level, message and metadata (text or JSON format)."""
+        found = []
+        for line in self.log().splitlines():
+            try:
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    found.append({k: str(v) for k, v in record.items()})
+                continue
+            except ValueError:
+                pass
+            # <time> <level> <message words> key=value key="quoted value" ...
+            match = re.match(r"^\S+ (\w+) (.*?)((?: [\w.]+=(?:\"(?:[^\"\\]|\\.)*\"|\S*))*)$", line)
+            if match:
+                record = {"level": match.group(1), "message": match.group(2)}
+                for key, quoted, plain in re.findall(r'([\w.]+)=(?:"((?:[^"\\]|\\.)*)"|(\S*))', match.group(3)):
+                    record[key] = quoted or plain
+                found.append(record)
+        return found
 
 
 def call(stub_method, request, timeout: float = 20.0):

@@ -14,9 +14,14 @@ from .common import REPO, CheckFailed, Context, Problems, run
 # this helper; it is not a literal in our code).
 EXTRA_NODE_PROGRAMS = ["/sbin/mount.glusterfs"]
 
-# Headers naming a library the binary loads with dlopen, which ldd cannot see, as
-# `#define <NAME> "<soname>"`: the libcurl shim loads libcurl on the first Heketi request.
-DLOPEN_DEFINES = [(Path("Sources/CCurlShim/include/CCurlShim.h"), "CCURL_LIBRARY_NAME")]
+# Libraries the binary loads with dlopen, which ldd cannot see. A C shim that loads one names it
+# in its public header as `#define <NAME> "<soname>"` (CCURL_LIBRARY_NAME "libcurl.so.4": the
+# controller loads libcurl on its first Heketi request; the systemd shim's libsystemd.so.0: the
+# node loads it when it tries systemd placement). Every such define in these headers is found, so
+# a new shim is checked without a change here; DLOPEN_EXPECTED must be among them, so that a
+# define written another way cannot make the check pass by finding nothing.
+DLOPEN_HEADERS = "Sources/*/include/*.h"
+DLOPEN_EXPECTED = {"libcurl.so.4", "libsystemd.so.0"}
 
 
 @dataclass
@@ -121,23 +126,33 @@ class Dpkg:
         return seen
 
 
+def dlopen_defines() -> list[tuple[Path, str, str]]:
+    """(header, define, soname) of every `#define NAME "lib….so.N"` in the shims' headers."""
+    found = []
+    for header in sorted(REPO.glob(DLOPEN_HEADERS)):
+        for define, soname in re.findall(r'^\s*#define\s+(\w+)\s+"(lib[\w.+-]*\.so(?:\.\d+)*)"',
+                                         header.read_text(), re.MULTILINE):
+            found.append((header.relative_to(REPO), define, soname))
+    return found
+
+
 def dlopened_sonames(binary: Path) -> tuple[list[str], list[str]]:
-    """The sonames the binary loads with dlopen (from DLOPEN_DEFINES), and problems finding them."""
+    """The sonames the binary loads with dlopen (the shims' defines), and problems finding them."""
     sonames, problems = [], []
     contents = binary.read_bytes()
-    for header, define in DLOPEN_DEFINES:
-        match = re.search(rf'#define\s+{define}\s+"([^"]+)"', (REPO / header).read_text())
-        if not match:
-            problems.append(f"{header} no longer defines {define} as a string; update DLOPEN_DEFINES in {__file__}")
-            continue
-        soname = match.group(1)
+    defines = dlopen_defines()
+    for soname in sorted(DLOPEN_EXPECTED - {soname for _, _, soname in defines}):
+        problems.append(f"no header in {DLOPEN_HEADERS} defines \"{soname}\" (as #define <NAME> \"{soname}\"), "
+                        f"which the binary is expected to dlopen; update DLOPEN_EXPECTED in {__file__} if it no "
+                        "longer does")
+    for header, define, soname in defines:
         # The string passed to dlopen is in the binary, or the define is not what it loads.
         if b"\0" + soname.encode() + b"\0" not in contents:
             problems.append(f"{binary} does not contain \"{soname}\" ({define} in {header}): it does not dlopen it; "
-                            f"update DLOPEN_DEFINES in {__file__}")
+                            f"update DLOPEN_EXPECTED in {__file__} or the header")
             continue
         sonames.append(soname)
-    return sonames, problems
+    return sorted(set(sonames)), problems
 
 
 def ldconfig_path(soname: str) -> str | None:
@@ -251,6 +266,11 @@ def check_ldd(context: Context) -> str:
                      f"neither installs nor gets through the dependencies of {' '.join(sorted(listed))}")
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", run(["readelf", "-d", str(binary)]).stdout)
     problems(bool(needed), "readelf shows no NEEDED libraries (is readelf installed?)")
+    # A soname in the binary that it neither links nor declares is probably dlopened unannounced.
+    named = {m.decode() for m in re.findall(rb"\0(lib[\w+-]+\.so(?:\.\d+)+)(?=\0)", binary.read_bytes())}
+    for soname in sorted(named - set(needed) - set(dlopened) - {s for _, _, s in dlopen_defines()}):
+        problems.add(f"the binary contains the soname \"{soname}\" but does not link it: if it dlopens it, define it "
+                     f"in its shim's header (#define <NAME>_LIBRARY_NAME \"{soname}\") so this check covers its package")
     for soname in needed:
         owner = owners.get(soname)
         if owner is not None and owner not in base_image:

@@ -8,9 +8,18 @@ from dataclasses import dataclass
 
 from .binary import BinaryFacts
 from .common import Problems
-from .podspec import (FAKE_FIELDS, containers, environment, expand, image_parts, is_driver, lease_name,
-                      mount_for, named_port, parse_args, socket_path, volume_named)
+from .podspec import (FAKE_FIELDS, containers, environment, expand, host_path, image_parts, is_driver,
+                      lease_name, mount_for, named_port, parse_args, socket_path, volume_named)
 from .sidecars import SIDECAR_DEFAULTS, SIDECAR_FLAGS
+
+# --mount-placement: where the node plugin runs each volume's glusterfs client (docs/upgrade.md).
+PLACEMENTS = ("auto", "systemd", "cgroup", "none")
+# What cgroup and systemd placement use on the host: the cgroup tree (the v2 mount, or the
+# directory of the v1 hierarchies), and systemd's private socket or the system bus socket (the
+# binary takes a --systemd-socket ending in dbus/system_bus_socket for the latter).
+HOST_CGROUP_ROOT = "/sys/fs/cgroup"
+HOST_SYSTEMD_PRIVATE = "/run/systemd/private"
+HOST_SYSTEM_BUS = "/run/dbus/system_bus_socket"
 
 
 @dataclass
@@ -201,8 +210,7 @@ def check_node(driver: DriverContainer, driver_name: str, problems: Problems) ->
     workload = driver.workload
     where = driver.where
     spec = workload["spec"]["template"]["spec"]
-    problems(workload["spec"].get("updateStrategy", {}).get("type") == "OnDelete",
-             f"{where}: the node DaemonSet must use updateStrategy OnDelete (a restart kills FUSE mounts)")
+    check_placement(driver, problems)
     problems(spec.get("priorityClassName") == "system-node-critical",
              f"{where}: the node plugin needs priorityClassName system-node-critical")
     problems(any(t.get("operator") == "Exists" and not t.get("key") and not t.get("effect")
@@ -253,6 +261,65 @@ def check_node(driver: DriverContainer, driver_name: str, problems: Problems) ->
     problems(logs is not None and "hostPath" in volume_named(workload, logs[0]["name"]),
              f"{where}: --mount-log-dir {log_dir} must be on a hostPath volume so the client logs outlive "
              "the container")
+
+
+def check_placement(driver: DriverContainer, problems: Problems) -> None:
+    """What the node's --mount-placement needs from the pod, and the update strategy it allows."""
+    workload = driver.workload
+    where = driver.where
+    spec = workload["spec"]["template"]["spec"]
+    strategy = workload["spec"].get("updateStrategy", {})
+    # A binary without the flag runs its clients in its own container: placement none.
+    placement = driver.effective.get("mount-placement", "none")
+    if not problems(placement in PLACEMENTS,
+                    f"{where}: --mount-placement {placement} is none of {', '.join(PLACEMENTS)}"):
+        return
+    if placement == "none":
+        problems(strategy.get("type") == "OnDelete",
+                 f"{where}: with --mount-placement=none the FUSE clients run in the node plugin's container and "
+                 "die with it, so the DaemonSet must use updateStrategy OnDelete (update drained nodes only; "
+                 "docs/upgrade.md)")
+        return
+    problems(strategy.get("type", "RollingUpdate") == "RollingUpdate",
+             f"{where}: the node DaemonSet must use updateStrategy RollingUpdate: with --mount-placement={placement} "
+             f"a restart keeps the mounts, and {strategy.get('type')} leaves nodes on the old version")
+    surge = str(strategy.get("rollingUpdate", {}).get("maxSurge", 0))
+    problems(surge in ("0", "0%"),
+             f"{where}: rollingUpdate.maxSurge must be 0, not {surge}: two node plugins on one node would serve one "
+             "socket (the second refuses to start) and the same host ports")
+    problems(spec.get("hostPID") is True,
+             f"{where}: needs hostPID: true with --mount-placement={placement}: a FUSE client in the container's own "
+             "PID namespace dies with the container whatever its cgroup (only --mount-placement=none does without)")
+    container = driver.container
+    if placement in ("auto", "cgroup"):
+        root = driver.effective.get("cgroup-root", "")
+        found = host_path(workload, container, root)
+        problems(found is not None and found[2] == HOST_CGROUP_ROOT,
+                 f"{where}: --cgroup-root {root} must be where a hostPath volume of the host's {HOST_CGROUP_ROOT} is "
+                 f"mounted (--mount-placement={placement} makes the clients' cgroups there); "
+                 + (f"it is the host's {found[2]}" if found else "it is on no hostPath volume"))
+        if found:
+            problems(not found[0].get("readOnly"),
+                     f"{where}: the volumeMount {found[0]['name']} of the host's cgroup tree must be read-write "
+                     "(cgroup placement creates a cgroup per volume there)")
+    if placement in ("auto", "systemd"):
+        socket = driver.effective.get("systemd-socket", "")
+        expected = HOST_SYSTEM_BUS if socket.rstrip("/").endswith("dbus/system_bus_socket") else HOST_SYSTEMD_PRIVATE
+        found = host_path(workload, container, socket)
+        inside = found is not None and found[2] == expected and os.path.normpath(socket) != \
+            os.path.normpath(found[0]["mountPath"])
+        problems(inside,
+                 f"{where}: --systemd-socket {socket} must lie inside a hostPath volume of the host's "
+                 f"{os.path.dirname(expected)} (mount that directory at {os.path.dirname(socket)}; a socket mounted "
+                 "by itself stays the old one when systemd creates it anew); "
+                 + (f"it is the host's {found[2]}" + (" mounted by itself" if found[2] == expected else "")
+                    if found else "it is on no hostPath volume"))
+        if found and placement == "auto":
+            kind = found[1].get("type", "")
+            problems(kind in ("", "DirectoryOrCreate"),
+                     f"{where}: the hostPath {found[1]['path']} has type {kind}: with --mount-placement=auto it must "
+                     "be DirectoryOrCreate, or kubelet does not start the node plugin at all on a node without "
+                     "systemd, where auto would choose cgroup placement")
 
 
 def check_probes(driver: DriverContainer, sidecars_liveness: dict | None, problems: Problems) -> None:

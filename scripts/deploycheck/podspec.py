@@ -94,6 +94,22 @@ def mount_for(container: dict, path: str) -> tuple[dict, str] | None:
     return best
 
 
+def host_path(workload: dict, container: dict, path: str) -> tuple[dict, dict, str] | None:
+    """Where `path` inside the container is on the host, when it is on a hostPath volume: the
+    volumeMount, the volume's hostPath source, and the host path (/var/run spelled /run)."""
+    found = mount_for(container, path)
+    if found is None:
+        return None
+    mount, relative = found
+    source = volume_named(workload, mount["name"]).get("hostPath")
+    if source is None:
+        return None
+    host = os.path.normpath(os.path.join(source["path"], mount.get("subPath", ""), relative))
+    if host == "/var/run" or host.startswith("/var/run/"):
+        host = host[len("/var"):]
+    return mount, source, host
+
+
 def volume_named(workload: dict, name: str) -> dict:
     for volume in workload["spec"]["template"]["spec"].get("volumes", []):
         if volume["name"] == name:
