@@ -61,9 +61,9 @@ int csd_call(csd_bus *bus, sd_bus_message *message, uint64_t deadline, sd_bus_me
     int r = csd_libsystemd.bus_call(bus->bus, message, remaining, &bus_error, reply);
     csd_libsystemd.message_unref(message);
     if (r < 0) {
-        if (r == -ETIMEDOUT && (bus_error.name == NULL || strcmp(bus_error.name, SD_BUS_ERROR_TIMEOUT) == 0 ||
-                                strcmp(bus_error.name, SD_BUS_ERROR_NO_REPLY) == 0)) {
-            // sd-bus names its own timeout like an error reply; saying how long we waited is more useful.
+        if (r == -ETIMEDOUT && (bus_error.name == NULL || strcmp(bus_error.name, SD_BUS_ERROR_TIMEOUT) == 0)) {
+            // sd-bus names its own timeout like an error reply; saying how long we waited is more useful. (A bus
+            // daemon's NoReply, "recipient disconnected", also maps to -ETIMEDOUT but keeps its own words.)
             r = csd_error_plain(error, r, "%s: systemd did not answer within %llu ms", what,
                                 (unsigned long long)(remaining + 999) / 1000);
         } else {

@@ -40,10 +40,12 @@ int csd_job_watch(csd_bus *bus, csd_job *job, uint64_t deadline, const char *wha
     if (bus->subscribed) return 0;
     // Without Subscribe the manager sends a bus client no signals at all. A direct connection gets them anyway
     // (systemd answers Subscribe there without doing anything), so the call costs one round trip per connection.
+    char subscribe[384];
+    snprintf(subscribe, sizeof(subscribe), "%s: Subscribe", what);
     sd_bus_message *message = NULL;
     sd_bus_message *reply = NULL;
-    r = csd_call_new(bus, CSD_MANAGER_PATH, CSD_MANAGER_INTERFACE, "Subscribe", &message, what, error);
-    if (r >= 0) r = csd_call(bus, message, deadline, &reply, "Subscribe to systemd's signals", error);
+    r = csd_call_new(bus, CSD_MANAGER_PATH, CSD_MANAGER_INTERFACE, "Subscribe", &message, subscribe, error);
+    if (r >= 0) r = csd_call(bus, message, deadline, &reply, subscribe, error);
     csd_libsystemd.message_unref(reply);
     if (r < 0 && !csd_error_has_name(error, CSD_ERROR_ALREADY_SUBSCRIBED)) {
         csd_job_unwatch(job);

@@ -12,6 +12,8 @@ import Glibc
 final class SystemdBusHandle {
     /// OWNED; closed in deinit.
     private let bus: OpaquePointer
+    /// The socket connected to.
+    let socketPath: String
     /// Whether this is a client of a bus daemon rather than a direct connection to systemd.
     let isBusClient: Bool
 
@@ -20,8 +22,11 @@ final class SystemdBusHandle {
         var error = csd_error()
         var bus: OpaquePointer?
         let code = csd_bus_open(socketPath, busClient ? 1 : 0, Self.microseconds(timeout), &bus, &error)
-        guard code >= 0, let bus else { throw SystemdError(error, hint: Self.connectHint(error, socketPath)) }
+        guard code >= 0, let bus else {
+            throw SystemdError(error, hint: Self.connectHint(error, socketPath: socketPath, busClient: busClient))
+        }
         self.bus = bus
+        self.socketPath = socketPath
         isBusClient = busClient
     }
 
@@ -137,11 +142,18 @@ final class SystemdBusHandle {
     }
 
     /// What to do about a failed connect.
-    private static func connectHint(_ error: csd_error, _ socketPath: String) -> String? {
+    private static func connectHint(_ error: csd_error, socketPath: String, busClient: Bool) -> String? {
         switch -error.code {
         case ELIBACC:
             // The loader's sentence already says what to install.
             return nil
+        case ECONNRESET where !busClient, EPIPE where !busClient:
+            // systemd closes a private connection at once when the peer is not root, or when it cannot see the
+            // peer's PID (the peer lives outside its PID namespace and the namespaces below it); its journal says
+            // "Incoming private connection from unprivileged client, refusing". Our handshake then meets a reset
+            // or a broken pipe, whichever comes first.
+            return "systemd refused the connection: it accepts private connections only from root processes it can "
+                + "see; run the node plugin as root in the host's PID namespace (hostPID: true)"
         case ENOENT, ECONNREFUSED, ENOTDIR:
             return "check that systemd runs on the node and that its \(directory(of: socketPath)) is mounted at "
                 + "the same path into the node plugin's container"

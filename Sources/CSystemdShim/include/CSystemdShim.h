@@ -10,8 +10,9 @@
 // against). The shim's own sources include it for the types and constants.
 //
 // Conventions:
-//  - Every function returning `int` returns 0 (or a documented positive value) on success and a negative errno on
-//    failure, sd-bus's own convention; on failure it also fills the caller's csd_error (see below).
+//  - Every csd_bus_*, csd_manager_* and csd_unit_* function returning `int` returns 0 (or a documented positive
+//    value) on success and a negative errno on failure, sd-bus's own convention; on failure it also fills the
+//    caller's csd_error (see below). csd_library_* return -1 and a sentence instead.
 //  - Every `timeout_usec` bounds the whole function, waits for jobs included: one deadline is taken when it
 //    starts and every call to systemd gets what is left of it. 0 is treated as 1 (sd-bus reads 0 as "its own
 //    default of 25 s", which would be a surprise).
@@ -94,9 +95,9 @@ void csd_bus_close(csd_bus *bus);
 /// failure was the connection's: open a new one.
 int csd_bus_is_open(csd_bus *bus);
 
-/// The PID of the process at the other end of the socket (SO_PEERCRED: the process that created the listening
-/// socket, i.e. systemd, or the bus daemon for a bus client), as this process's PID namespace sees it: 0 when
-/// it is not visible here (it lives in an ancestor or unrelated PID namespace). Returns 0, or a negative errno.
+/// The PID of the process at the other end of the socket (SO_PEERCRED: the process that called listen() on it,
+/// i.e. systemd, also for a socket-activated bus daemon), as this process's PID namespace sees it: 0 when it is not
+/// visible here (it lives in an ancestor or unrelated PID namespace). Returns 0, or a negative errno.
 int csd_bus_peer_pid(csd_bus *bus, pid_t *pid, csd_error *error);
 
 /// For a bus client: the PID of the connection owning the well-known `name` (GetConnectionUnixProcessID), as
