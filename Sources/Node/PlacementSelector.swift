@@ -62,7 +62,7 @@ public enum PlacementSelector {
         for candidate in candidates {
             let attempt: Result<any ClientPlacement, PlacementError> =
                 candidate == .systemd
-                ? systemd(connectSystemd) : cgroup(root: cgroupRoot)
+                ? systemd(connectSystemd, cgroupRoot: cgroupRoot) : cgroup(root: cgroupRoot)
             switch attempt {
             case .success(let placement):
                 return PlacementChoice(placement: placement, requested: requested, reasons: reasons)
@@ -74,14 +74,16 @@ public enum PlacementSelector {
     }
 
     private static func systemd(
-        _ connect: () -> Result<any SystemdScopes, PlacementError>
+        _ connect: () -> Result<any SystemdScopes, PlacementError>, cgroupRoot: String
     ) -> Result<any ClientPlacement, PlacementError> {
         switch connect() {
         case .success(let scopes):
-            let placement = SystemdScopePlacement(systemd: scopes)
-            // systemd decides which hierarchies a scope's processes leave; that the trial child
-            // is in the scope (adopt checks it) is what counts.
-            if let problem = trial(placement, mustLeaveOwnCgroups: false) { return .failure(problem) }
+            let placement = SystemdScopePlacement(systemd: scopes, cgroupRoot: cgroupRoot)
+            // Where the host's v1 tree is at hand the helper leaves every cgroup of the plugin's
+            // (see SystemdScopePlacement); otherwise that it is in the scope (adopt checks it) is
+            // all that can be checked.
+            let leaves = !placement.v1Hierarchies.isEmpty || FileIO.size(cgroupRoot + "/cgroup.controllers") != nil
+            if let problem = trial(placement, mustLeaveOwnCgroups: leaves) { return .failure(problem) }
             return .success(placement)
         case .failure(let error):
             return .failure(error)

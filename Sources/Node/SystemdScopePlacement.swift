@@ -23,25 +23,42 @@ public protocol SystemdScopes: Sendable {
 /// plugin did): the helper is forked, waits at a gate while systemd moves it into the new scope,
 /// then execs; the client it starts is born in the scope. systemd owns the scope from then on —
 /// it outlives the plugin — and collects it when its last process exits.
+///
+/// On cgroup v1, systemd moves a scope's processes only in the hierarchies it manages; in the
+/// others (freezer, cpuset, net_cls, …) the helper would stay in the plugin container's cgroup,
+/// frozen whenever the runtime freezes the container to stop it, and keeping that cgroup busy so
+/// it can never be removed. So before the gate the helper joins the root cgroup of every v1
+/// hierarchy of the host's tree — where the host's own services sit in those — and systemd then
+/// takes it from there into the scope wherever it manages.
 public struct SystemdScopePlacement: ClientPlacement {
     /// The connection to systemd.
     public let systemd: any SystemdScopes
+    /// The host's v1 hierarchies (empty on cgroup v2, or without the host's tree).
+    public let v1Hierarchies: [String]
     /// Bound on each D-Bus call.
     public let callTimeout: Duration
     /// How often `remove` asks whether the scope is gone.
     static let pollInterval: Duration = .milliseconds(20)
 
-    /// A placement over `systemd`.
-    public init(systemd: any SystemdScopes, callTimeout: Duration = .seconds(10)) {
+    /// A placement over `systemd`; `cgroupRoot` is the host's cgroup tree (`--cgroup-root`), or
+    /// nil where it is not available.
+    public init(systemd: any SystemdScopes, cgroupRoot: String? = nil, callTimeout: Duration = .seconds(10)) {
         self.systemd = systemd
         self.callTimeout = callTimeout
+        if let cgroupRoot, FileIO.size(cgroupRoot + "/cgroup.controllers") == nil {
+            v1Hierarchies = CgroupPlacement.v1Hierarchies(under: cgroupRoot)
+        } else {
+            v1Hierarchies = []
+        }
     }
 
     public var kind: MountPlacement { .systemd }
     public var location: String { "systemd scopes glusterfs-csi-*.scope" }
 
     public func prepare(_ unit: ClientUnit) throws(PlacementError) -> SpawnPlacement {
-        SpawnPlacement(gated: true)
+        SpawnPlacement(
+            cgroupFiles: v1Hierarchies.map { $0 + "/cgroup.procs" },
+            cgroupNamespace: v1Hierarchies.isEmpty ? nil : CgroupPlacement.hostCgroupNamespace, gated: true)
     }
 
     public func adopt(_ pid: pid_t, into unit: ClientUnit) throws(PlacementError) {

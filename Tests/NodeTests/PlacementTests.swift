@@ -279,6 +279,22 @@ struct SystemdScopePlacementTests {
         #expect(scopes.calls.count == 1)
     }
 
+    @Test("on cgroup v1 the helper first joins the root of every hierarchy, so systemd's scope is all it is in")
+    func leavesUnmanagedHierarchies() async throws {
+        let scopes = FakeScopes()
+        let placement = SystemdScopePlacement(systemd: scopes, cgroupRoot: "/sys/fs/cgroup")
+        #expect(placement.v1Hierarchies == CgroupPlacement.v1Hierarchies(under: "/sys/fs/cgroup"))
+        let unit = Self.unit("roots")
+        defer { try? placement.remove(unit, grace: .zero) }
+        let result = try await SystemCommandRunner().run(
+            "/bin/cat", ["/proc/self/cgroup"], timeout: .seconds(10),
+            placement: ClientPlacementRequest(placement, unit: unit))
+        let paths = CgroupMembership(parsing: result.output).paths
+        // The fake systemd manages the pids hierarchy only; everywhere else the helper is at the root.
+        #expect(paths.filter { $0.key.hasSuffix(":pids") }.values.first == "/\(unit.scopeName)")
+        #expect(paths.filter { !$0.key.hasSuffix(":pids") && !$0.key.hasPrefix("0:") }.values.allSatisfy { $0 == "/" })
+    }
+
     @Test("a scope systemd says it made but that does not hold the process is an error about hostPID")
     func wrongPIDNamespace() throws {
         struct Liar: SystemdScopes {
