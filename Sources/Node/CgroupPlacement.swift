@@ -105,22 +105,60 @@ public struct CgroupPlacement: ClientPlacement {
         return pids.sorted()
     }
 
+    public func reconcile() -> PlacementInventory {
+        var names = Set<String>()
+        for hierarchy in hierarchies {
+            names.formUnion(Self.subdirectories(of: "\(hierarchy)/\(Self.parentName)"))
+        }
+        var inventory = PlacementInventory()
+        for name in names.sorted() where name.hasPrefix(ClientUnit.namePrefix) {
+            let directories = hierarchies.map { "\($0)/\(Self.parentName)/\(name)" }
+            let busy = directories.contains { directory in
+                guard let bytes = try? FileIO.readAll(directory + "/cgroup.procs") else { return false }
+                return !bytes.isEmpty
+            }
+            if busy {
+                inventory.running.append(name)
+            } else if directories.allSatisfy({ Self.age(of: $0).map { $0 >= Self.settledAge } ?? true }) {
+                for directory in directories { rmdir(directory) }
+                inventory.removed.append(name)
+            }
+        }
+        return inventory
+    }
+
     /// The v1 hierarchies mounted under `root`: its subdirectories with a cgroup.procs, symlinks
     /// (`cpu` → `cpu,cpuacct`) skipped so that no hierarchy counts twice.
     static func v1Hierarchies(under root: String) -> [String] {
-        guard let directory = opendir(root) else { return [] }
+        subdirectories(of: root).map { "\(root)/\($0)" }.filter { FileIO.size($0 + "/cgroup.procs") != nil }
+    }
+
+    /// How old an empty unit must be before `reconcile` removes it: a unit is empty for a moment
+    /// between `prepare` and the helper joining it, and another instance (a test's, or one being
+    /// replaced) may be in that moment.
+    static let settledAge: Duration = .seconds(60)
+
+    /// How long ago `path` was last changed, or nil when it cannot be told.
+    static func age(of path: String) -> Duration? {
+        var info = stat()
+        var now = timespec()
+        guard stat(path, &info) == 0, clock_gettime(CLOCK_REALTIME, &now) == 0 else { return nil }
+        return .seconds(now.tv_sec - info.st_mtim.tv_sec)
+    }
+
+    /// The names of the directories in `path` (symlinks and dot entries skipped), sorted.
+    static func subdirectories(of path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
         var found: [String] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            guard !name.hasPrefix(".") else { continue }
-            let path = "\(root)/\(name)"
             var info = stat()
-            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, FileIO.size(path + "/cgroup.procs") != nil
+            guard !name.hasPrefix("."), lstat("\(path)/\(name)", &info) == 0, info.st_mode & S_IFMT == S_IFDIR
             else { continue }
-            found.append(path)
+            found.append(name)
         }
         return found.sorted()
     }

@@ -31,11 +31,14 @@ public struct ClientUnit: Sendable, Hashable, CustomStringConvertible {
     /// and cgroup directory name whatever characters the ID holds.
     public let name: String
 
+    /// What every unit's name starts with.
+    public static let namePrefix = "glusterfs-csi-"
+
     /// The unit of `volumeID`.
     public init(volumeID: String) {
         self.volumeID = volumeID
         let hex = String(fnv1a64(volumeID), radix: 16)
-        name = "glusterfs-csi-" + String(repeating: "0", count: 16 - hex.count) + hex
+        name = Self.namePrefix + String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     /// The systemd scope's unit name.
@@ -66,6 +69,24 @@ public protocol ClientPlacement: Sendable {
     func remove(_ unit: ClientUnit, grace: Duration) throws(PlacementError)
     /// The processes in `unit` now (empty when it does not exist).
     func processes(in unit: ClientUnit) -> [pid_t]
+    /// The units earlier instances of the plugin left, looked at once at start-up: those still
+    /// holding a client are left alone (their mounts are adopted as they are), empty ones are
+    /// removed (a plugin that stopped between an unmount and the unit's removal).
+    func reconcile() -> PlacementInventory
+}
+
+/// What `ClientPlacement.reconcile` found.
+public struct PlacementInventory: Sendable, Equatable {
+    /// Units that hold a client: the mounts of volumes staged before this instance started.
+    public var running: [String]
+    /// Empty units that were removed.
+    public var removed: [String]
+
+    /// - Parameters: the unit names of each kind.
+    public init(running: [String] = [], removed: [String] = []) {
+        self.running = running
+        self.removed = removed
+    }
 }
 
 /// A placement failed: the unit could not be made, joined or removed.
@@ -91,6 +112,7 @@ public struct NoPlacement: ClientPlacement {
     public func adopt(_ pid: pid_t, into unit: ClientUnit) throws(PlacementError) {}
     public func remove(_ unit: ClientUnit, grace: Duration) throws(PlacementError) {}
     public func processes(in unit: ClientUnit) -> [pid_t] { [] }
+    public func reconcile() -> PlacementInventory { PlacementInventory() }
 }
 
 /// A placement and the unit to use, handed to `Mounter.mount` for the one mount that starts a

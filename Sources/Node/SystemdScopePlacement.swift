@@ -16,6 +16,8 @@ public protocol SystemdScopes: Sendable {
     func kill(unit: String, signal: Int32, timeout: Duration) throws
     /// Stops the unit and waits for the job; a unit that does not exist is fine.
     func stop(unit: String, timeout: Duration) throws
+    /// The names of the loaded units that match the glob `pattern`.
+    func unitNames(matching pattern: String, timeout: Duration) throws -> [String]
 }
 
 /// `systemd`: each volume's client in a transient scope of the host's systemd,
@@ -125,6 +127,12 @@ public struct SystemdScopePlacement: ClientPlacement {
             found.append(pid)
         }
         return found.sorted()
+    }
+
+    /// systemd collects a scope once it is empty, so every scope of ours it lists holds a client.
+    public func reconcile() -> PlacementInventory {
+        let names = (try? systemd.unitNames(matching: ClientUnit.namePrefix + "*.scope", timeout: callTimeout)) ?? []
+        return PlacementInventory(running: names.map { String($0.dropLast(".scope".count)) }.sorted())
     }
 
     private func failure(_ what: String, _ error: any Error) -> PlacementError {

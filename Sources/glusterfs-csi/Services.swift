@@ -47,6 +47,15 @@ struct Services {
             requested: configuration.mountPlacement, cgroupRoot: configuration.cgroupRoot,
             connectSystemd: { connectSystemd(socketPath: configuration.systemdSocket) })
         choice.log(to: logger)
+        let inventory = choice.placement.reconcile()
+        if !inventory.running.isEmpty || !inventory.removed.isEmpty {
+            logger.info(
+                "found the glusterfs clients of earlier instances",
+                metadata: [
+                    "running": "\(inventory.running.count)",
+                    "removed_empty_units": "\(inventory.removed.joined(separator: ","))",
+                ])
+        }
         do {
             return try NodeService(
                 nodeID: configuration.nodeID, mounter: SystemMounter(), placement: choice.placement,
@@ -101,7 +110,11 @@ struct Services {
 }
 
 /// The sd-bus connection is what the systemd placement needs of systemd.
-extension SystemdConnection: SystemdScopes {}
+extension SystemdConnection: SystemdScopes {
+    public func unitNames(matching pattern: String, timeout: Duration) throws -> [String] {
+        try units(matching: pattern, timeout: timeout).map(\.name)
+    }
+}
 
 /// Creates the libcurl transport on first use: that loads libcurl (the shim `dlopen`s it; the
 /// binary does not link it) and runs `curl_global_init`, which sets up OpenSSL. A node plugin, or

@@ -32,6 +32,7 @@ final class RecordingPlacement: ClientPlacement {
         if let removeFailure { throw removeFailure }
     }
     func processes(in unit: ClientUnit) -> [pid_t] { [] }
+    func reconcile() -> PlacementInventory { PlacementInventory() }
 }
 
 @Suite("Client units and cgroup membership")
@@ -126,6 +127,30 @@ struct CgroupPlacementTreeTests {
         try placement.remove(unit, grace: .zero)
         #expect(!fileExists("\(root)/glusterfs-csi/\(unit.name)"))
         try placement.remove(unit, grace: .zero)  // gone already: fine
+    }
+
+    @Test("at start-up, units that hold a client are kept and empty ones removed")
+    func reconcile() throws {
+        let root = makeTemporaryDirectory()
+        defer { removeTree(root) }
+        try writeFile(root + "/cgroup.controllers", "pids\n")
+        let parent = root + "/glusterfs-csi"
+        for name in ["glusterfs-csi-00000000000000aa", "glusterfs-csi-00000000000000bb", "someone-else"] {
+            mkdir(parent, 0o755)
+            mkdir("\(parent)/\(name)", 0o755)
+        }
+        try writeFile("\(parent)/glusterfs-csi-00000000000000bb/cgroup.procs", "4242\n")
+        // Empty but just made: another instance may be about to move a helper into it.
+        #expect(try CgroupPlacement(root: root).reconcile().removed.isEmpty)
+        var old = [timespec(tv_sec: 1_000_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000_000, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, "\(parent)/glusterfs-csi-00000000000000aa", &old, 0) == 0)
+        let inventory = try CgroupPlacement(root: root).reconcile()
+        #expect(
+            inventory
+                == PlacementInventory(
+                    running: ["glusterfs-csi-00000000000000bb"], removed: ["glusterfs-csi-00000000000000aa"]))
+        #expect(!fileExists("\(parent)/glusterfs-csi-00000000000000aa"))
+        #expect(fileExists("\(parent)/someone-else"))
     }
 
     @Test("cgroup v1: every mounted hierarchy once, symlinks and plain files skipped")
@@ -244,6 +269,11 @@ final class FakeScopes: SystemdScopes {
         for pid in pids(unit) { Glibc.kill(pid, signal) }
     }
 
+    func unitNames(matching pattern: String, timeout: Duration) throws -> [String] {
+        let prefix = String(pattern.prefix { $0 != "*" })
+        return state.withLock { $0.units.filter { $0.hasPrefix(prefix) }.sorted() }
+    }
+
     func stop(unit: String, timeout: Duration) throws {
         state.withLock { state in
             state.calls.append("stop \(unit)")
@@ -302,6 +332,7 @@ struct SystemdScopePlacementTests {
             func activeState(of unit: String, timeout: Duration) throws -> String? { nil }
             func kill(unit: String, signal: Int32, timeout: Duration) throws {}
             func stop(unit: String, timeout: Duration) throws {}
+            func unitNames(matching pattern: String, timeout: Duration) throws -> [String] { [] }
         }
         let placement = SystemdScopePlacement(systemd: Liar())
         let error = #expect(throws: PlacementError.self) {
@@ -343,6 +374,18 @@ struct SystemdScopePlacementTests {
         #expect(try await stubborn.termination == .signaled(SIGKILL))
         #expect(
             scopes.calls.dropFirst() == ["kill \(unit.scopeName) \(SIGTERM)", "kill \(unit.scopeName) \(SIGKILL)"])
+    }
+
+    @Test("at start-up, every scope of ours systemd lists holds a client")
+    func reconcile() throws {
+        let scopes = FakeScopes()
+        let placement = SystemdScopePlacement(systemd: scopes)
+        let unit = Self.unit("listed")
+        let child = try ChildProcess("/bin/true", [], environment: [], placement: SpawnPlacement(gated: true))
+        defer { child.abandon() }
+        try scopes.startScope(name: unit.scopeName, description: "x", pid: child.pid, timeout: .seconds(1))
+        defer { try? scopes.stop(unit: unit.scopeName, timeout: .seconds(1)) }
+        #expect(placement.reconcile() == PlacementInventory(running: [unit.name]))
     }
 
     @Test("a scope systemd keeps although it is empty is stopped")
