@@ -94,6 +94,7 @@ public struct CgroupPlacement: ClientPlacement {
         }
     }
 
+    /// The processes in `unit` now, from every hierarchy (empty when it does not exist).
     public func processes(in unit: ClientUnit) -> [pid_t] {
         var pids = Set<pid_t>()
         for directory in directories(of: unit) {

@@ -67,8 +67,6 @@ public protocol ClientPlacement: Sendable {
     /// Ends what is left in `unit` — waiting up to `grace` for its processes to exit by
     /// themselves, then SIGTERM, then SIGKILL — and removes it. A unit that does not exist is fine.
     func remove(_ unit: ClientUnit, grace: Duration) throws(PlacementError)
-    /// The processes in `unit` now (empty when it does not exist).
-    func processes(in unit: ClientUnit) -> [pid_t]
     /// The units earlier instances of the plugin left, looked at once at start-up: those still
     /// holding a client are left alone (their mounts are adopted as they are), empty ones are
     /// removed (a plugin that stopped between an unmount and the unit's removal).
@@ -111,7 +109,6 @@ public struct NoPlacement: ClientPlacement {
     public func prepare(_ unit: ClientUnit) throws(PlacementError) -> SpawnPlacement { .inPlace }
     public func adopt(_ pid: pid_t, into unit: ClientUnit) throws(PlacementError) {}
     public func remove(_ unit: ClientUnit, grace: Duration) throws(PlacementError) {}
-    public func processes(in unit: ClientUnit) -> [pid_t] { [] }
     public func reconcile() -> PlacementInventory { PlacementInventory() }
 }
 

@@ -111,24 +111,6 @@ public struct SystemdScopePlacement: ClientPlacement {
         }
     }
 
-    public func processes(in unit: ClientUnit) -> [pid_t] {
-        // The scope's processes are those whose cgroup is the scope: found through /proc, which
-        // holds the host's processes because the plugin shares the host's PID namespace.
-        guard let directory = opendir("/proc") else { return [] }
-        defer { closedir(directory) }
-        var found: [pid_t] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard let pid = pid_t(name), let membership = CgroupMembership.of(name),
-                membership.contains(unitNamed: unit.scopeName)
-            else { continue }
-            found.append(pid)
-        }
-        return found.sorted()
-    }
-
     /// systemd collects a scope once it is empty, so every scope of ours it lists holds a client.
     public func reconcile() -> PlacementInventory {
         let names = (try? systemd.unitNames(matching: ClientUnit.namePrefix + "*.scope", timeout: callTimeout)) ?? []

@@ -31,7 +31,6 @@ final class RecordingPlacement: ClientPlacement {
         recorded.withLock { $0.append(.remove(unit.name)) }
         if let removeFailure { throw removeFailure }
     }
-    func processes(in unit: ClientUnit) -> [pid_t] { [] }
     func reconcile() -> PlacementInventory { PlacementInventory() }
 }
 
