@@ -22,22 +22,27 @@ public enum MountPlacement: String, CaseIterable, Sendable {
     case none
 }
 
-/// The per-volume unit a client is placed in: `glusterfs-csi-<16 hex digits>`, derived from the
-/// volume ID alone, so any plugin instance — not only the one that staged — finds it again.
+/// The unit a staged volume's client is placed in: `glusterfs-csi-<16 hex digits>`, derived from
+/// the volume ID and the staging path alone, so any plugin instance — not only the one that
+/// staged — finds it again, and two staging mounts of one volume (two node plugins on one test
+/// machine) never share one.
 public struct ClientUnit: Sendable, Hashable, CustomStringConvertible {
     /// The CSI volume ID the unit belongs to.
     public let volumeID: String
-    /// `glusterfs-csi-` and the volume ID's 64-bit FNV-1a hash in hex: a valid systemd unit name
-    /// and cgroup directory name whatever characters the ID holds.
+    /// The staging path the client serves.
+    public let stagingPath: String
+    /// `glusterfs-csi-` and the 64-bit FNV-1a hash of the volume ID, a NUL and the staging path, in
+    /// hex: a valid systemd unit name and cgroup directory name whatever characters they hold.
     public let name: String
 
     /// What every unit's name starts with.
     public static let namePrefix = "glusterfs-csi-"
 
-    /// The unit of `volumeID`.
-    public init(volumeID: String) {
+    /// The unit of the client serving `volumeID` at `stagingPath`.
+    public init(volumeID: String, stagingPath: String) {
         self.volumeID = volumeID
-        let hex = String(fnv1a64(volumeID), radix: 16)
+        self.stagingPath = stagingPath
+        let hex = String(fnv1a64(volumeID + "\u{0}" + stagingPath), radix: 16)
         name = Self.namePrefix + String(repeating: "0", count: 16 - hex.count) + hex
     }
 

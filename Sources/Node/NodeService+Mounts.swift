@@ -43,7 +43,7 @@ extension NodeService {
         log.markStart()
         let mountSource = source.mountSource(nodeID: nodeID)
         let backups = source.backupHosts(nodeID: nodeID)
-        let unit = ClientUnit(volumeID: volumeID)
+        let unit = ClientUnit(volumeID: volumeID, stagingPath: stagingPath)
         var autoUnmount = true
         while true {
             let mountOptions = options.mountOptions(logFile: log.path, backupHosts: backups, autoUnmount: autoUnmount)

@@ -66,10 +66,10 @@ extension NodeService {
                 }
             }
             try await unmountAll(stagingPath, logger: logger, context: context)
-            // Derived from the volume ID alone: also a unit another plugin instance made, and one
-            // whose client died long ago.
+            // Derived from the volume ID and the staging path alone: also a unit another plugin
+            // instance made, and one whose client died long ago.
             if !stillPublished {
-                try await removeClientUnit(ClientUnit(volumeID: volumeID), logger: logger)
+                try await removeClientUnit(ClientUnit(volumeID: volumeID, stagingPath: stagingPath), logger: logger)
             }
             do throws(FileIOError) {
                 try FileIO.removeDirectory(stagingPath)
@@ -139,7 +139,7 @@ extension NodeService {
         try await unmountAll(stagingPath, logger: logger, context: context)
         // A dead client may still be a process (hung on its FUSE connection); it must not linger
         // in the unit the new one joins.
-        try await removeClientUnit(ClientUnit(volumeID: volumeID), logger: logger)
+        try await removeClientUnit(ClientUnit(volumeID: volumeID, stagingPath: stagingPath), logger: logger)
         let fresh = try await mountGluster(
             source, options: options, volumeID: volumeID, stagingPath: stagingPath, logger: logger, context: context)
         logger.notice(

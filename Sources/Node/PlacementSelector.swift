@@ -104,7 +104,7 @@ public enum PlacementSelector {
     /// Places a child that never execs into a trial unit, checks where it landed, and removes it
     /// all again: the whole path a mount takes, minus the mount. Nil when it worked.
     static func trial(_ placement: any ClientPlacement, mustLeaveOwnCgroups: Bool) -> PlacementError? {
-        let unit = ClientUnit(volumeID: "placement trial of process \(getpid())")
+        let unit = ClientUnit(volumeID: "placement trial", stagingPath: "process \(getpid())")
         defer { try? placement.remove(unit, grace: .seconds(1)) }
         do {
             var spawn = try placement.prepare(unit)

@@ -64,7 +64,7 @@ public struct SystemdScopePlacement: ClientPlacement {
     }
 
     public func adopt(_ pid: pid_t, into unit: ClientUnit) throws(PlacementError) {
-        let description = "glusterfs-csi: glusterfs client of volume \(unit.volumeID)"
+        let description = "glusterfs-csi: glusterfs client of volume \(unit.volumeID) at \(unit.stagingPath)"
         do {
             try systemd.startScope(name: unit.scopeName, description: description, pid: pid, timeout: callTimeout)
         } catch {

@@ -36,17 +36,23 @@ final class RecordingPlacement: ClientPlacement {
 
 @Suite("Client units and cgroup membership")
 struct ClientUnitTests {
-    @Test("a unit's name is derived from the volume ID alone: stable, distinct, safe for systemd and cgroupfs")
+    @Test(
+        "a unit's name is derived from the volume ID and staging path: stable, distinct, safe for systemd and cgroupfs")
     func names() {
-        let unit = ClientUnit(volumeID: "v1:0123abcd:http://heketi:8080")
-        #expect(unit == ClientUnit(volumeID: "v1:0123abcd:http://heketi:8080"))
+        let id = "v1:0123abcd:http://heketi:8080"
+        let unit = ClientUnit(volumeID: id, stagingPath: "/var/lib/kubelet/plugins/x/globalmount")
+        #expect(unit == ClientUnit(volumeID: id, stagingPath: "/var/lib/kubelet/plugins/x/globalmount"))
         #expect(unit.name.hasPrefix("glusterfs-csi-"))
         let hex = unit.name.dropFirst("glusterfs-csi-".count)
         #expect(hex.count == 16 && hex.allSatisfy { $0.isHexDigit && !$0.isUppercase })
         #expect(unit.scopeName == unit.name + ".scope")
-        #expect(ClientUnit(volumeID: "v1:0123abce:http://heketi:8080").name != unit.name)
+        // The same FNV-1a 64 the client log's name uses (docs/upgrade.md shows how to compute it).
+        #expect(unit.name == "glusterfs-csi-" + String(fnv1a64(id + "\u{0}" + unit.stagingPath), radix: 16))
+        #expect(ClientUnit(volumeID: "v1:0123abce:http://heketi:8080", stagingPath: unit.stagingPath).name != unit.name)
+        // Two staging mounts of one volume (two node plugins on one machine) have two units.
+        #expect(ClientUnit(volumeID: id, stagingPath: "/other/globalmount").name != unit.name)
         // Leading zeros are kept: every name has the same length.
-        #expect(ClientUnit(volumeID: "").name.count == unit.name.count)
+        #expect(ClientUnit(volumeID: "", stagingPath: "").name.count == unit.name.count)
     }
 
     static let container = CgroupMembership(
@@ -117,7 +123,7 @@ struct CgroupPlacementTreeTests {
         try writeFile(root + "/cgroup.controllers", "cpu memory pids\n")
         let placement = try CgroupPlacement(root: root)
         #expect(placement.hierarchies == [root])
-        let unit = ClientUnit(volumeID: "vol-1")
+        let unit = ClientUnit(volumeID: "vol-1", stagingPath: "/staging")
         let spawn = try placement.prepare(unit)
         #expect(spawn.cgroupFiles == ["\(root)/glusterfs-csi/\(unit.name)/cgroup.procs"])
         #expect(spawn.cgroupNamespace == "/proc/1/ns/cgroup")
@@ -177,7 +183,8 @@ struct CgroupPlacementRealTests {
     @Test("a placed command and what it leaves running are in the unit in every hierarchy; remove ends them")
     func placesAndRemoves() async throws {
         let placement = try CgroupPlacement(root: "/sys/fs/cgroup")
-        let unit = ClientUnit(volumeID: "placement test \(getpid()) \(UInt32.random(in: 0...UInt32.max))")
+        let unit = ClientUnit(
+            volumeID: "placement test", stagingPath: "\(getpid()) \(UInt32.random(in: 0...UInt32.max))")
         defer { try? placement.remove(unit, grace: .zero) }
         // Like mount.glusterfs: the command exits, a daemon it started stays.
         let result = try await SystemCommandRunner().run(
@@ -286,7 +293,7 @@ final class FakeScopes: SystemdScopes {
 @Suite("SystemdScopePlacement (fake systemd, real cgroups)", .enabled(if: realCgroupsWritable))
 struct SystemdScopePlacementTests {
     static func unit(_ label: String) -> ClientUnit {
-        ClientUnit(volumeID: "\(label) \(getpid()) \(UInt32.random(in: 0...UInt32.max))")
+        ClientUnit(volumeID: label, stagingPath: "\(getpid()) \(UInt32.random(in: 0...UInt32.max))")
     }
 
     @Test("the helper waits at its gate until systemd holds it in the volume's scope, then runs")
@@ -335,7 +342,7 @@ struct SystemdScopePlacementTests {
         }
         let placement = SystemdScopePlacement(systemd: Liar())
         let error = #expect(throws: PlacementError.self) {
-            try placement.adopt(getpid(), into: ClientUnit(volumeID: "v"))
+            try placement.adopt(getpid(), into: ClientUnit(volumeID: "v", stagingPath: "/s"))
         }
         #expect(error?.description.contains("hostPID: true") == true)
     }
@@ -461,9 +468,9 @@ struct NodeServicePlacementTests {
         let placement = RecordingPlacement()
         let fixture = Fixture(placement: placement)
         try await fixture.stage()
-        #expect(fixture.mounter.placedUnits == [ClientUnit(volumeID: "vol-1")])
+        #expect(fixture.mounter.placedUnits == [ClientUnit(volumeID: "vol-1", stagingPath: fixture.staging)])
         _ = try await fixture.service.unstageVolume(fixture.unstageRequest(), context: fixture.context)
-        #expect(placement.calls == [.remove(ClientUnit(volumeID: "vol-1").name)])
+        #expect(placement.calls == [.remove(ClientUnit(volumeID: "vol-1", stagingPath: fixture.staging).name)])
         #expect(fixture.mounter.calls.last == .unmount(target: fixture.staging))
     }
 
@@ -474,7 +481,7 @@ struct NodeServicePlacementTests {
         let placement = RecordingPlacement()
         let fixture = Fixture(placement: placement)
         _ = try await fixture.service.unstageVolume(fixture.unstageRequest(), context: fixture.context)
-        #expect(placement.calls == [.remove(ClientUnit(volumeID: "vol-1").name)])
+        #expect(placement.calls == [.remove(ClientUnit(volumeID: "vol-1", stagingPath: fixture.staging).name)])
     }
 
     @Test("a volume still published keeps its client's unit when the staging mount goes")
@@ -505,7 +512,7 @@ struct NodeServicePlacementTests {
         try await fixture.stage()
         fixture.probe.set(fixture.staging, .corrupted(reason: "Transport endpoint is not connected"))
         try await fixture.stage()
-        #expect(placement.calls == [.remove(ClientUnit(volumeID: "vol-1").name)])
+        #expect(placement.calls == [.remove(ClientUnit(volumeID: "vol-1", stagingPath: fixture.staging).name)])
         #expect(fixture.mounter.placedUnits.count == 2)
     }
 
@@ -515,7 +522,7 @@ struct NodeServicePlacementTests {
         let fixture = Fixture(placement: placement)
         fixture.mounter.failMounts([MountError(kind: .failed(.exited(1)), command: ["mount"], output: "no")])
         _ = await csiError { try await fixture.stage() }
-        #expect(placement.calls == [.remove(ClientUnit(volumeID: "vol-1").name)])
+        #expect(placement.calls == [.remove(ClientUnit(volumeID: "vol-1", stagingPath: fixture.staging).name)])
     }
 
     @Test("a placement failure is UNAVAILABLE and says the mount was not run")

@@ -3,7 +3,6 @@ it creates and deletes Gluster volumes (single-brick, on directories) through th
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shutil
 import socket
@@ -14,9 +13,13 @@ from pathlib import Path
 from restart_system import run
 
 
-def unit_name(volume_id: str) -> str:
-    """The scope / cgroup name the driver gives a volume's client (the placement contract)."""
-    return "glusterfs-csi-" + hashlib.sha256(volume_id.encode()).hexdigest()[:16]
+def unit_name(volume_id: str, staging: Path | str) -> str:
+    """The scope / cgroup name the driver gives the client of `volume_id` staged at `staging`:
+    `glusterfs-csi-` and the 64-bit FNV-1a hash of the ID, a NUL and the path (ClientUnit)."""
+    value = 0xcbf29ce484222325
+    for byte in f"{volume_id}\0{staging}".encode():
+        value = ((value ^ byte) * 0x100000001b3) % (1 << 64)
+    return f"glusterfs-csi-{value:016x}"
 
 
 def gluster(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -65,7 +68,7 @@ class StagedVolume:
     def __init__(self, gluster_volume: str, workdir: Path, index: int = 0):
         self.gluster_volume = gluster_volume
         self.volume_id = f"restart-{gluster_volume}"
-        self.unit = unit_name(self.volume_id)
         self.context = {"glusterHosts": "127.0.0.1", "glusterVolume": gluster_volume}
         self.staging = workdir / f"staging/v{index}"
+        self.unit = unit_name(self.volume_id, self.staging)
         self.target = workdir / f"pods/p{index}/mount"

@@ -77,6 +77,10 @@ def survive_restart(scenario: rh.Scenario, placement: str):
     clients = rh.clients_of_mount(volume.gluster_volume, str(volume.staging))
     assert clients, "no glusterfs client serves the staging path"
     for pid in clients:
+        # In the volume's own unit: the name the leak checks below look for is the real one.
+        assert any(path.rstrip("/").split("/")[-1] in (volume.unit, volume.unit + ".scope")
+                   for path in rh.process_cgroups(pid).values()), \
+            f"the glusterfs client {pid} is not in unit {volume.unit}: {rh.process_cgroups(pid)}"
         assert not plugin.container.holds(pid, kill_only=True), \
             f"the glusterfs client {pid} is in the plugin container's cgroups " \
             f"{plugin.container.holds(pid, kill_only=True)}: a restart kills it"
