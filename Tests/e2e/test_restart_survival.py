@@ -203,3 +203,24 @@ def test_with_cgroup_placement_mounts_survive_a_restart_under_io(scenario):
 
 def test_with_systemd_placement_mounts_survive_a_restart_under_io(scenario):
     survive_restart(scenario(systemd=True), "systemd")
+
+
+def test_unstage_after_the_client_died_leaves_nothing_behind(scenario):
+    """A client that died (killed here; an OOM kill on a node) leaves its unit behind until
+    unstage: unpublish and unstage of the dead mount remove it."""
+    s = scenario()
+    plugin = s.plugin("cgroup")
+    placement_chosen(plugin, "cgroup")
+    volume = s.volume()
+    plugin.stage(volume)
+    plugin.publish(volume)
+    clients = rh.clients_of_mount(volume.gluster_volume, str(volume.staging))
+    assert clients
+    for pid in clients:
+        rh.send_signal(pid, 9)
+    rh.wait_until(lambda: not rh.clients_of_mount(volume.gluster_volume, str(volume.staging)), 10,
+                  what="the killed client to be gone")
+    assert rh.cgroups_named({volume.unit}), "the dead client's unit should still be there before unstage"
+    plugin.unpublish(volume)
+    plugin.unstage(volume)
+    assert_no_leaks(plugin, [volume])
