@@ -7,6 +7,13 @@ import Testing
 
 @testable import Node
 
+/// Runs `body` on a thread of its own. Placements block (sleeps between signals, fork, D-Bus), and
+/// the cooperative pool that every other test shares must not wait for them: on two cores a
+/// four-second removal starved timing-sensitive tests elsewhere.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await BlockingThread.run { Result { try body() } }.get()
+}
+
 /// A placement that records what the service asks of it.
 final class RecordingPlacement: ClientPlacement {
     enum Call: Equatable {
@@ -204,7 +211,7 @@ struct CgroupPlacementRealTests {
             #expect(line?.value == "/glusterfs-csi/\(unit.name)", "hierarchy \(hierarchy)")
         }
 
-        try placement.remove(unit, grace: .milliseconds(100))
+        try await blocking { try placement.remove(unit, grace: .milliseconds(100)) }
         #expect(placement.processes(in: unit).isEmpty)
         #expect(placement.directories(of: unit).allSatisfy { !fileExists($0) })
         // SIGTERM ended it: gone, or a zombie until its parent (not us) reaps it.
@@ -213,9 +220,9 @@ struct CgroupPlacementRealTests {
     }
 
     @Test("the start-up trial passes here: the placed child leaves this process's cgroups")
-    func trial() throws {
+    func trial() async throws {
         let placement = try CgroupPlacement(root: "/sys/fs/cgroup")
-        #expect(PlacementSelector.trial(placement, mustLeaveOwnCgroups: true) == nil)
+        #expect(try await blocking { PlacementSelector.trial(placement, mustLeaveOwnCgroups: true) } == nil)
     }
 }
 
@@ -311,7 +318,7 @@ struct SystemdScopePlacementTests {
             scopes.calls[0].hasPrefix(
                 "start \(unit.scopeName) glusterfs-csi: glusterfs client of volume \(unit.volumeID) "))
         // The command exited: the scope is empty, and removing it costs no signal.
-        try placement.remove(unit, grace: .seconds(1))
+        try await blocking { try placement.remove(unit, grace: .seconds(1)) }
         #expect(scopes.calls.count == 1)
     }
 
@@ -376,7 +383,7 @@ struct SystemdScopePlacementTests {
             "/bin/sh", ["-c", "trap '' TERM; sleep 60"], timeout: .seconds(30),
             placement: ClientPlacementRequest(placement, unit: unit))
         for _ in 0..<500 where scopes.pids(unit.scopeName).count < 2 { try await Task.sleep(for: .milliseconds(10)) }
-        try placement.remove(unit, grace: .milliseconds(50))
+        try await blocking { try placement.remove(unit, grace: .milliseconds(50)) }
         #expect(try await stubborn.termination == .signaled(SIGKILL))
         #expect(
             scopes.calls.dropFirst() == ["kill \(unit.scopeName) \(SIGTERM)", "kill \(unit.scopeName) \(SIGKILL)"])
@@ -395,14 +402,14 @@ struct SystemdScopePlacementTests {
     }
 
     @Test("a scope systemd keeps although it is empty is stopped")
-    func removeStops() throws {
+    func removeStops() async throws {
         let scopes = FakeScopes(neverEmpty: true)
         let placement = SystemdScopePlacement(systemd: scopes)
         let unit = Self.unit("kept")
         let child = try ChildProcess("/bin/true", [], environment: [], placement: SpawnPlacement(gated: true))
         try scopes.startScope(name: unit.scopeName, description: "x", pid: child.pid, timeout: .seconds(1))
         child.abandon()
-        try placement.remove(unit, grace: .milliseconds(20))
+        try await blocking { try placement.remove(unit, grace: .milliseconds(20)) }
         #expect(scopes.calls.last == "stop \(unit.scopeName)")
     }
 }
@@ -451,9 +458,11 @@ struct PlacementSelectorTests {
     @Test(
         "auto takes cgroup where it works",
         .enabled(if: realCgroupsWritable && Namespaces.privatePIDNamespaceReason() == nil))
-    func autoTakesCgroup() {
-        let choice = PlacementSelector.choose(
-            requested: .auto, cgroupRoot: "/sys/fs/cgroup", connectSystemd: Self.noSystemd)
+    func autoTakesCgroup() async throws {
+        let choice = try await blocking {
+            PlacementSelector.choose(
+                requested: .auto, cgroupRoot: "/sys/fs/cgroup", connectSystemd: Self.noSystemd)
+        }
         #expect(choice.placement.kind == .cgroup, "\(choice.reasons)")
         let logs = RecordingLogHandler.Store()
         choice.log(to: Logger(label: "t") { _ in RecordingLogHandler(store: logs) })
