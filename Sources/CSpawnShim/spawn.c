@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -186,11 +187,43 @@ static int cspawn_failed(cspawn_child *child, cspawn_failure *failure, const csp
 
 int cspawn_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
+// A child with nothing to do before exec: posix_spawn, which glibc implements with a vfork-like
+// clone that copies no page tables, so the many bind mounts and unmounts cost no fork.
+static int cspawn_start_plain(const cspawn_request *request, cspawn_child *child, cspawn_failure *failure) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, request->output_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions, request->output_fd, 2);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    // The same start as a forked child's: own process group, empty mask, every signal default.
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attributes, 0);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &all);
+    pid_t pid = 0;
+    int status = posix_spawn(&pid, request->path, &actions, &attributes, request->argv, request->envp);
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    if (status != 0) {
+        failure->stage = CSPAWN_STAGE_EXEC;
+        failure->error = status;
+        return -1;
+    }
+    child->pid = pid;
+    return 0;
+}
+
 int cspawn_start(const cspawn_request *request, cspawn_child *child, cspawn_failure *failure) {
     memset(child, 0, sizeof(*child));
     memset(failure, 0, sizeof(*failure));
     child->gate_fd = -1;
     child->report_fd = -1;
+    if (request->cgroup_count == 0 && !request->gated) return cspawn_start_plain(request, child, failure);
 
     int report[2] = {-1, -1};
     int gate[2] = {-1, -1};

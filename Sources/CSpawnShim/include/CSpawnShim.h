@@ -91,9 +91,12 @@ int cspawn_pipe(int fds[2]);
 /// cspawn_release. Returns -1 with `failure` filled when the child could not get that far; a
 /// child that was forked has been reaped by then and `child->pid` is 0.
 ///
-/// All signals are blocked in the calling thread around the fork, and the child resets every
-/// signal's disposition to the default and clears its mask before it execs, so a signal arriving
-/// in between never runs the caller's handlers in the child.
+/// A child with no cgroups to join and no gate is started with posix_spawn (no fork: nothing to
+/// do before exec). Otherwise it is forked; all signals are blocked in the calling thread around
+/// the fork, and the child resets every signal's disposition to the default and clears its mask
+/// before it execs, so a signal arriving in between never runs the caller's handlers in the
+/// child. Either way the child starts in a process group of its own with an empty signal mask and
+/// every signal at its default.
 int cspawn_start(const cspawn_request *request, cspawn_child *child, cspawn_failure *failure);
 
 /// Lets a gated child go on (`proceed` 1: it execs) or makes it exit without exec'ing (`proceed`
