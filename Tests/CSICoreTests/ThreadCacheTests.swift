@@ -42,7 +42,9 @@ struct ThreadCacheTests {
 
     @Test("no more than maxIdle threads park, and parked threads leave after the idle timeout")
     func boundedAndShortLived() async {
-        let cache = ThreadCache(maxIdle: 2, idleTimeout: .milliseconds(200))
+        // An idle timeout long enough that a busy test process (two cores, other suites running)
+        // cannot step over the moment the two parked threads are there to be seen.
+        let cache = ThreadCache(maxIdle: 2, idleTimeout: .seconds(1))
         let started = Counter()
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<4 {

@@ -84,8 +84,9 @@ import Testing
     @Test func anOperationOutlivesAnExpiredDeadlineAndTheRetryCollectsIt() async throws {
         let heketi = FakeHeketi()
         // Long enough that the retry below comes while it still runs, even on a loaded machine
-        // (with 300 ms, a first answer delayed by parallel suites let the retry collect it).
-        heketi.state.withLock { $0.createDelay = .seconds(2) }
+        // (with 300 ms, and then with 2 s on two cores running every suite at once, a first
+        // answer delayed by parallel suites let the retry collect it).
+        heketi.state.withLock { $0.createDelay = .seconds(5) }
         let service = makeService(heketi)
         let error = await csiError {
             _ = try await service.createVolume(createRequest(), context: context(deadline: .now + .milliseconds(50)))
@@ -95,9 +96,9 @@ import Testing
         // While it still runs, a retry is told so (and starts nothing).
         let busy = await csiError { _ = try await service.createVolume(createRequest(), context: context()) }
         #expect(busy?.code == .aborted)
-        // Once it has finished, a retry collects its volume: retry as a CO does, for up to 10 s.
+        // Once it has finished, a retry collects its volume: retry as a CO does, for up to 20 s.
         var collected: Csi_V1_CreateVolumeResponse?
-        for _ in 0..<100 where collected == nil {
+        for _ in 0..<200 where collected == nil {
             try await Task.sleep(for: .milliseconds(100))
             collected = try? await service.createVolume(createRequest(), context: context())
         }

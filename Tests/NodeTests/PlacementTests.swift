@@ -395,10 +395,12 @@ struct SystemdScopePlacementTests {
         let placement = SystemdScopePlacement(systemd: scopes)
         let unit = Self.unit("listed")
         let child = try ChildProcess("/bin/true", [], environment: [], placement: SpawnPlacement(gated: true))
-        defer { child.abandon() }
         try scopes.startScope(name: unit.scopeName, description: "x", pid: child.pid, timeout: .seconds(1))
-        defer { try? scopes.stop(unit: unit.scopeName, timeout: .seconds(1)) }
-        #expect(placement.reconcile() == PlacementInventory(running: [unit.name]))
+        let inventory = placement.reconcile()
+        // The child goes (and is reaped) first: the fake's stop then finds an empty cgroup.
+        child.abandon()
+        try scopes.stop(unit: unit.scopeName, timeout: .seconds(1))
+        #expect(inventory == PlacementInventory(running: [unit.name]))
     }
 
     @Test("a scope systemd keeps although it is empty is stopped")

@@ -169,21 +169,64 @@ struct ChildProcessCgroupTests {
 
 @Suite("OrphanReaper")
 struct OrphanReaperTests {
-    @Test("reaps an ended child nobody waits for, never one a ChildProcess waits for")
-    func reapsOnlyOrphans() throws {
-        // An unregistered child, as an orphan that lands on an init would be.
-        var orphan = pid_t()
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
-        defer { free(argv[0]) }
-        #expect(posix_spawn(&orphan, "/bin/true", nil, nil, argv, nil) == 0)
-        let ours = try ChildProcess("/bin/sh", ["-c", "exit 9"], environment: environment)
-        // Let both end: then each is a zombie, one ours and one an orphan.
-        for _ in 0..<500 where read("/proc/\(ours.pid)/stat")?.contains(") Z ") != true { usleep(10_000) }
-        usleep(50_000)
-        #expect(OrphanReaper.reapOrphans(patience: .milliseconds(300)) == 1)
-        var status: Int32 = 0
-        #expect(waitpid(orphan, &status, WNOHANG) == -1 && errno == ECHILD)
-        #expect(OrphanReaper.reapOrphans(patience: .milliseconds(50)) == 0)
-        #expect(ours.wait(timeout: .seconds(10), outputLimit: 64).termination == .exited(9))
+    /// What the reaping test saw, gathered on a thread of its own (the reaper waits for up to
+    /// 350 ms, which must not hold a thread of the cooperative pool the whole test process shares).
+    struct Observed: Sendable {
+        var spawned: Int32 = -1
+        var firstPass = -1
+        var orphanGone = false
+        var secondPass = -1
+        var ours: ProcessOutcome.Termination = .statusLost
     }
+
+    @Test("reaps an ended child nobody waits for, never one a ChildProcess waits for")
+    func reapsOnlyOrphans() async throws {
+        let seen = await onOwnThread { () -> Observed in
+            var seen = Observed()
+            // An unregistered child, as an orphan that lands on an init would be.
+            var orphan = pid_t()
+            let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+            defer { free(argv[0]) }
+            seen.spawned = posix_spawn(&orphan, "/bin/true", nil, nil, argv, nil)
+            guard let ours = try? ChildProcess("/bin/sh", ["-c", "exit 9"], environment: environment) else {
+                return seen
+            }
+            // Let both end: then each is a zombie, one ours and one an orphan.
+            for _ in 0..<500 where read("/proc/\(ours.pid)/stat")?.contains(") Z ") != true { usleep(10_000) }
+            usleep(50_000)
+            seen.firstPass = OrphanReaper.reapOrphans(patience: .milliseconds(300))
+            var status: Int32 = 0
+            seen.orphanGone = waitpid(orphan, &status, WNOHANG) == -1 && errno == ECHILD
+            seen.secondPass = OrphanReaper.reapOrphans(patience: .milliseconds(50))
+            seen.ours = ours.wait(timeout: .seconds(10), outputLimit: 64).termination
+            return seen
+        }
+        #expect(seen.spawned == 0)
+        #expect(seen.firstPass == 1)
+        #expect(seen.orphanGone)
+        #expect(seen.secondPass == 0)
+        #expect(seen.ours == .exited(9))
+    }
+}
+
+/// Runs `body` on a new thread and returns its result.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        let work = Unmanaged.passRetained(ThreadWork { continuation.resume(returning: body()) })
+        var thread = pthread_t()
+        let started = pthread_create(
+            &thread, nil,
+            { argument in
+                Unmanaged<ThreadWork>.fromOpaque(argument!).takeRetainedValue().run()
+                return nil
+            }, work.toOpaque())
+        precondition(started == 0, "pthread_create failed")
+        pthread_detach(thread)
+    }
+}
+
+final class ThreadWork: @unchecked Sendable {
+    // @unchecked: run once, on the one thread it is handed to.
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
 }
