@@ -219,6 +219,28 @@ struct CgroupPlacementRealTests {
         #expect(state == nil || state == "Z")
     }
 
+    /// A real cgroup2 hierarchy where this machine has one (the hybrid layout's `unified`): the
+    /// placement treats it as a v2 tree, one directory per unit.
+    static let cgroup2 = "/sys/fs/cgroup/unified"
+
+    @Test(
+        "on a cgroup v2 tree the unit is one directory, and the client is in it",
+        .enabled(if: fileExists(cgroup2 + "/cgroup.controllers")))
+    func cgroupV2() async throws {
+        let placement = try CgroupPlacement(root: Self.cgroup2)
+        #expect(placement.hierarchies == [Self.cgroup2])
+        let unit = ClientUnit(volumeID: "v2 test", stagingPath: "\(getpid()) \(UInt32.random(in: 0...UInt32.max))")
+        defer { try? placement.remove(unit, grace: .zero) }
+        let result = try await SystemCommandRunner().run(
+            "/bin/sh", ["-c", "setsid sleep 60 >/dev/null 2>&1 < /dev/null & echo $!"], timeout: .seconds(10),
+            placement: ClientPlacementRequest(placement, unit: unit))
+        let daemon = try #require(pid_t(result.output.trimmingWhitespace()))
+        #expect(placement.processes(in: unit) == [daemon])
+        #expect(CgroupMembership.of("\(daemon)")?.paths["0:"] == "/glusterfs-csi/\(unit.name)")
+        try await blocking { try placement.remove(unit, grace: .milliseconds(100)) }
+        #expect(!fileExists("\(Self.cgroup2)/glusterfs-csi/\(unit.name)"))
+    }
+
     @Test("the start-up trial passes here: the placed child leaves this process's cgroups")
     func trial() async throws {
         let placement = try CgroupPlacement(root: "/sys/fs/cgroup")
