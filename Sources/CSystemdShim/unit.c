@@ -26,42 +26,14 @@ static int csd_unit_append_scope(sd_bus_message *message, const char *descriptio
     return csd_libsystemd.message_append(message, "a(sa(sv))", 0);
 }
 
-int csd_unit_start_scope(csd_bus *bus, const char *name, const char *description, pid_t pid, uint64_t timeout_usec,
-                         csd_error *error) {
-    uint64_t deadline = csd_deadline(timeout_usec);
-    char what[320];
-    snprintf(what, sizeof(what), "StartTransientUnit %s for PID %d", name, (int)pid);
-    int r = csd_bus_drain(bus, error);
-    if (r < 0) return r;
-    csd_job job;
-    r = csd_job_watch(bus, &job, deadline, what, error);
-    if (r < 0) return r;
-    sd_bus_message *message = NULL;
-    sd_bus_message *reply = NULL;
-    r = csd_call_new(bus, CSD_MANAGER_PATH, CSD_MANAGER_INTERFACE, "StartTransientUnit", &message, what, error);
-    if (r >= 0) {
-        // "fail": refuse when a unit of that name exists (UnitExists), rather than replace another volume's scope.
-        r = csd_libsystemd.message_append(message, "ss", name, "fail");
-        if (r >= 0) r = csd_unit_append_scope(message, description, pid);
-        if (r < 0) {
-            csd_libsystemd.message_unref(message);
-            r = csd_error_message(error, r, what, "building the method call");
-        } else {
-            r = csd_call(bus, message, deadline, &reply, what, error);
-        }
-    }
-    if (r >= 0) r = csd_job_expect(&job, reply, what, error);
-    // The process is in the scope's cgroup once the reply arrived; the job's end says the scope is running.
-    if (r >= 0) r = csd_job_wait(bus, &job, deadline, what, error);
-    csd_libsystemd.message_unref(reply);
-    csd_job_unwatch(&job);
-    return r < 0 ? r : 0;
-}
+// A manager method's arguments, appended to its call; returns >= 0 or a negative errno.
+typedef int (*csd_unit_arguments)(sd_bus_message *message, const void *context);
 
-int csd_unit_stop(csd_bus *bus, const char *name, uint64_t timeout_usec, csd_error *error) {
-    uint64_t deadline = csd_deadline(timeout_usec);
-    char what[320];
-    snprintf(what, sizeof(what), "StopUnit %s", name);
+// Calls the manager's `method` with the arguments `append` adds and waits until the job it queues is finished:
+// the job is watched before the call, so its end cannot be missed. With `absent_is_done`, a NoSuchUnit answer
+// counts as done (nothing to act on). Returns 0, or a negative errno with `error` filled.
+static int csd_unit_job(csd_bus *bus, const char *method, csd_unit_arguments append, const void *context,
+                        int absent_is_done, uint64_t deadline, const char *what, csd_error *error) {
     int r = csd_bus_drain(bus, error);
     if (r < 0) return r;
     csd_job job;
@@ -69,27 +41,60 @@ int csd_unit_stop(csd_bus *bus, const char *name, uint64_t timeout_usec, csd_err
     if (r < 0) return r;
     sd_bus_message *message = NULL;
     sd_bus_message *reply = NULL;
-    r = csd_call_new(bus, CSD_MANAGER_PATH, CSD_MANAGER_INTERFACE, "StopUnit", &message, what, error);
+    r = csd_call_new(bus, CSD_MANAGER_PATH, CSD_MANAGER_INTERFACE, method, &message, what, error);
     if (r >= 0) {
-        // "replace": a stop replaces whatever job the unit has queued (a start, say), as `systemctl stop` does.
-        r = csd_libsystemd.message_append(message, "ss", name, "replace");
+        r = append(message, context);
         if (r < 0) {
             csd_libsystemd.message_unref(message);
             r = csd_error_message(error, r, what, "building the method call");
         } else {
             r = csd_call(bus, message, deadline, &reply, what, error);
-            if (r < 0 && csd_unit_is_absent(error)) {
-                // Already gone: what the caller wanted.
+            if (r < 0 && absent_is_done && csd_unit_is_absent(error)) {
                 csd_job_unwatch(&job);
                 return 0;
             }
         }
     }
     if (r >= 0) r = csd_job_expect(&job, reply, what, error);
+    // For a scope the process is in its cgroup once the reply arrived; the job's end says it is running.
     if (r >= 0) r = csd_job_wait(bus, &job, deadline, what, error);
     csd_libsystemd.message_unref(reply);
     csd_job_unwatch(&job);
     return r < 0 ? r : 0;
+}
+
+typedef struct csd_scope_request {
+    const char *name;
+    const char *description;
+    pid_t pid;
+} csd_scope_request;
+
+static int csd_unit_append_start(sd_bus_message *message, const void *context) {
+    const csd_scope_request *scope = context;
+    // "fail": refuse when a unit of that name exists (UnitExists), rather than replace another volume's scope.
+    int r = csd_libsystemd.message_append(message, "ss", scope->name, "fail");
+    if (r < 0) return r;
+    return csd_unit_append_scope(message, scope->description, scope->pid);
+}
+
+int csd_unit_start_scope(csd_bus *bus, const char *name, const char *description, pid_t pid, uint64_t timeout_usec,
+                         csd_error *error) {
+    char what[320];
+    snprintf(what, sizeof(what), "StartTransientUnit %s for PID %d", name, (int)pid);
+    csd_scope_request scope = {name, description, pid};
+    return csd_unit_job(bus, "StartTransientUnit", csd_unit_append_start, &scope, 0, csd_deadline(timeout_usec),
+                        what, error);
+}
+
+static int csd_unit_append_stop(sd_bus_message *message, const void *context) {
+    // "replace": a stop replaces whatever job the unit has queued (a start, say), as `systemctl stop` does.
+    return csd_libsystemd.message_append(message, "ss", (const char *)context, "replace");
+}
+
+int csd_unit_stop(csd_bus *bus, const char *name, uint64_t timeout_usec, csd_error *error) {
+    char what[320];
+    snprintf(what, sizeof(what), "StopUnit %s", name);
+    return csd_unit_job(bus, "StopUnit", csd_unit_append_stop, name, 1, csd_deadline(timeout_usec), what, error);
 }
 
 int csd_unit_kill(csd_bus *bus, const char *name, int signal, uint64_t timeout_usec, csd_error *error) {
