@@ -34,6 +34,7 @@ final class HeketiConnections: Sendable {
         }
         let endpoint = try endpoint(
             url: url, user: parameters.restUser ?? secrets[SecretKey.user],
+            userSource: parameters.restUser != nil ? "the StorageClass parameter restuser" : "the secret's key 'user'",
             key: parameters.authEnabled ? (secrets[SecretKey.key] ?? parameters.restUserKey) : "")
         // Always the URL itself, so the ID alone finds the volume even on a controller started
         // without --heketi-url (e.g. after the StorageClass and the flag are gone).
@@ -49,7 +50,8 @@ final class HeketiConnections: Sendable {
                 "volume \(volume) was provisioned through the controller's default Heketi, but no --heketi-url "
                     + "is configured; start the controller with --heketi-url")
         }
-        return try endpoint(url: url, user: secrets[SecretKey.user], key: secrets[SecretKey.key])
+        return try endpoint(
+            url: url, user: secrets[SecretKey.user], userSource: "the secret's key 'user'", key: secrets[SecretKey.key])
     }
 
     /// The endpoint for calls that carry no secrets (GetCapacity, ListVolumes).
@@ -59,17 +61,24 @@ final class HeketiConnections: Sendable {
                 .failedPrecondition,
                 "no Heketi to ask: set resturl in the StorageClass or start the controller with --heketi-url")
         }
-        return try endpoint(url: url, user: nil, key: nil)
+        return try endpoint(url: url, user: nil, userSource: "", key: nil)
     }
 
-    private func endpoint(url: String, user: String?, key: String?) throws(CSIError) -> HeketiEndpoint {
-        let user = (user?.isEmpty == false ? user : nil) ?? configuration.defaultUser
+    /// `userSource` says where a non-empty `user` came from; the value itself is never quoted,
+    /// because it may be a field of the request's secrets.
+    private func endpoint(
+        url: String, user: String?, userSource: String, key: String?
+    ) throws(CSIError)
+        -> HeketiEndpoint
+    {
+        let given = user?.isEmpty == false ? user : nil
+        let user = given ?? configuration.defaultUser
         guard user == "admin" else {
             throw CSIError(
                 .invalidArgument,
-                "Heketi user '\(user)': the CSI controller must act as 'admin', because Heketi lets only the admin "
-                    + "follow its operation queue and delete or expand volumes; set restuser to admin (or leave it "
-                    + "out) and provide the admin key")
+                "the Heketi user from \(given == nil ? "--heketi-user" : userSource) is not 'admin': the CSI "
+                    + "controller must act as 'admin', because Heketi lets only the admin follow its operation queue "
+                    + "and delete or expand volumes; set restuser to admin (or leave it out) and provide the admin key")
         }
         // The controller's own key (--heketi-key-file) only ever goes to its own Heketi
         // (--heketi-url): a volume handle or StorageClass naming another URL must not make the

@@ -28,6 +28,13 @@ struct HeketiVolumeName: Sendable, Hashable, CustomStringConvertible {
         // Shorten the longest variable part (never the prefix or the hash) until the name fits.
         let budget = Self.maximumLength - hash.utf8.count - parts.count
         let shortenable = prefix == nil ? Array(parts.indices) : Array(parts.indices.dropFirst())
+        // Cutting longest-first brings every part longer than the budget down to the budget before
+        // anything else changes, so cutting there at once gives the same name — and keeps a
+        // 100,000-byte name from costing a character at a time (quadratic: seconds of CPU).
+        // Sanitised parts are ASCII, so bytes are characters.
+        for index in shortenable where parts[index].utf8.count > max(budget, 1) {
+            parts[index] = String(decoding: parts[index].utf8.prefix(max(budget, 1)), as: UTF8.self)
+        }
         while parts.reduce(0, { $0 + $1.utf8.count }) > budget {
             guard let longest = shortenable.max(by: { parts[$0].count < parts[$1].count }), parts[longest].count > 1
             else { break }

@@ -10,6 +10,27 @@ enum StatusMapping {
     /// a bug or an unmapped backend failure: INTERNAL with a message pointing at the log line that
     /// holds the cause, which is logged here exactly once.
     static func status(for error: any Error, context: RequestContext) -> (StatusCode, String) {
+        let (code, message) = unbounded(error, context: context)
+        return (code, bounded(message))
+    }
+
+    /// The most a status message may be. gRPC clients built on gRPC core refuse trailers over
+    /// 16 KiB (and may refuse them over 8 KiB): a longer message would lose the whole answer. Many
+    /// messages quote a request field, and a hostile or broken request can make one any size.
+    static let maximumMessageBytes = 2048
+
+    /// `message` cut to `maximumMessageBytes` at a character boundary, saying so.
+    static func bounded(_ message: String) -> String {
+        guard message.utf8.count > maximumMessageBytes else { return message }
+        let note = " … (message cut at \(maximumMessageBytes) bytes)"
+        var cut = message.utf8.index(message.utf8.startIndex, offsetBy: maximumMessageBytes - note.utf8.count)
+        while cut > message.startIndex && cut.samePosition(in: message.unicodeScalars) == nil {
+            cut = message.utf8.index(before: cut)
+        }
+        return String(message.unicodeScalars[..<cut]) + note
+    }
+
+    private static func unbounded(_ error: any Error, context: RequestContext) -> (StatusCode, String) {
         switch error {
         case let error as CSIError:
             return (error.code, error.message)

@@ -30,6 +30,19 @@ private struct NotMapped: Error {}
         #expect(code == .cancelled)
     }
 
+    @Test func aMessageQuotingAHugeFieldIsCutAtACharacterBoundary() {
+        // A multi-byte character across the cut must not be split.
+        let huge = "volume '" + String(repeating: "é", count: 50_000) + "' does not exist"
+        let (code, message) = StatusMapping.status(for: CSIError(.notFound, huge), context: context())
+        #expect(code == .notFound)
+        #expect(message.utf8.count <= StatusMapping.maximumMessageBytes)
+        #expect(message.hasPrefix("volume 'éé"))
+        #expect(message.hasSuffix(" … (message cut at 2048 bytes)"))
+        #expect(!message.contains("\u{FFFD}"))
+        let short = "volume x does not exist"
+        #expect(StatusMapping.bounded(short) == short)
+    }
+
     @Test func anythingElseIsInternalAndPointsAtTheLog() {
         let (code, message) = StatusMapping.status(for: NotMapped(), context: context())
         #expect(code == .internal)
