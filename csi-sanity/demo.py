@@ -9,7 +9,7 @@ from proto/csi.proto at run time:
   publish it into a pod's directory → write and read a file, and find it on all three bricks →
   publish it again read-only into a second pod → expand it to 12 GiB → clean everything up.
 
-    demo.py --socket PATH --heketi-url URL --key-file FILE --work DIR
+    demo.py --socket PATH --heketi-url URL --key-file FILE --work DIR [--kubelet-dir DIR]
 
 scripts/demo starts glusterd, the Heketi-compatible test server and the driver, then runs this.
 """
@@ -49,6 +49,8 @@ class Demo:
         self.key = Path(args.key_file).read_text().strip()
         self.heketi = csitools.Heketi(args.heketi_url, self.key)
         self.work = Path(args.work)
+        # Where kubelet would stage and publish: the driver's --kubelet-dir.
+        self.kubelet = Path(args.kubelet_dir) if args.kubelet_dir else self.work / "kubelet"
         self.undo: list[tuple[str, object]] = []
         self.step_number = 0
         self.started = time.monotonic()
@@ -126,6 +128,8 @@ class Demo:
         print(f"\nDriver {info.name} {info.vendor_version} on unix://{self.args.socket} "
               f"(ready: {ready.ready.value if ready.HasField('ready') else True})", flush=True)
         self.say(f"controller capabilities: {names}", indent=4)
+        self.say(f"node: mounts and unmounts only under {self.kubelet} (its --kubelet-dir, kubelet's root "
+                 "directory on a real node)", indent=4)
 
     def provision(self):
         self.step("Provision: a PVC asks for 10 GiB ReadWriteMany from a StorageClass with the in-tree parameters")
@@ -168,7 +172,7 @@ class Demo:
     def stage(self, volume):
         self.step("Stage: kubelet mounts the volume once on the node (NodeStageVolume)")
         digest = hashlib.sha256(volume.volume_id.encode()).hexdigest()
-        staging = self.work / "kubelet/plugins/kubernetes.io/csi/glusterfs.csi.heketi.io" / digest / "globalmount"
+        staging = self.kubelet / "plugins/kubernetes.io/csi/glusterfs.csi.heketi.io" / digest / "globalmount"
         request = self.pb.NodeStageVolumeRequest(volume_id=volume.volume_id, staging_target_path=str(staging),
                                                  volume_capability=self.capability(),
                                                  volume_context=volume.volume_context)
@@ -275,7 +279,7 @@ class Demo:
 
     def pod_dir(self, pod: str) -> Path:
         pod_uid = str(uuid.uuid5(uuid.NAMESPACE_DNS, pod))
-        return self.work / "kubelet/pods" / pod_uid / "volumes/kubernetes.io~csi/data/mount"
+        return self.kubelet / "pods" / pod_uid / "volumes/kubernetes.io~csi/data/mount"
 
     def publish_at(self, volume, staging, target, readonly: bool):
         request = self.pb.NodePublishVolumeRequest(
@@ -304,7 +308,9 @@ def main() -> int:
     parser.add_argument("--socket", required=True)
     parser.add_argument("--heketi-url", required=True)
     parser.add_argument("--key-file", required=True)
-    parser.add_argument("--work", required=True, help="directory for the kubelet-like staging and pod paths")
+    parser.add_argument("--work", required=True, help="the demo's directory (its mounts are checked at the end)")
+    parser.add_argument("--kubelet-dir", help="the driver's --kubelet-dir, where the staging and pod paths go "
+                        "(default: WORK/kubelet)")
     parser.add_argument("--driver-log", default="(where the driver's stderr goes)")
     parser.add_argument("--heketi-log", default="(where Heketi's log goes)")
     args = parser.parse_args()

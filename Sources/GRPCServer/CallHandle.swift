@@ -7,7 +7,7 @@ import CSICore
 /// `cgrpc_call_respond` thread-safe and idempotent, so moving the pointer to the task that
 /// answers it is safe. After `respond` the handle must not be used again (the dispatcher
 /// guarantees one answer per call).
-struct CallHandle: @unchecked Sendable {
+struct CallHandle: AnswerableCall, @unchecked Sendable {
     let pointer: OpaquePointer
 
     /// The key of this call in the in-flight table. Unique while the call is unanswered: the shim
@@ -26,4 +26,11 @@ struct CallHandle: @unchecked Sendable {
             }
         }
     }
+}
+
+/// What the dispatcher needs of a call: a key that is unique while the call is unanswered, and
+/// a way to answer it once. The shim's calls are `CallHandle`s; tests use recording fakes.
+protocol AnswerableCall: Sendable {
+    var key: UInt { get }
+    func respond(status: StatusCode, message: String, response: [UInt8])
 }

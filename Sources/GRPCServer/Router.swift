@@ -21,6 +21,10 @@ public struct Router: Sendable {
         /// Level of the per-call start/finish lines: trace for Probe-like calls a kubelet
         /// sends every few seconds, debug for the rest.
         let logLevel: Logger.Level
+        /// The cap this route's calls count against (async routes only); nil: never queued or refused.
+        var limit: CallLimit? = nil
+        /// The status of a call refused because `limit` stayed full.
+        var busyCode: StatusCode = .resourceExhausted
 
         var isInline: Bool {
             if case .inline = body { return true }
@@ -33,8 +37,16 @@ public struct Router: Sendable {
     public init() {}
 
     /// Registers a handler that may suspend (runs in a task; cancelled when the client goes away).
+    ///
+    /// - Parameters:
+    ///   - limit: the cap of the service this method belongs to; its calls wait for a slot and are
+    ///     refused when none comes free in time (see `CallLimit`). nil: never queued or refused,
+    ///     for calls that cost no backend work (NodeGetInfo) and test hooks.
+    ///   - busyCode: the status of a call refused by `limit`: ABORTED or RESOURCE_EXHAUSTED,
+    ///     whichever the CSI spec and the method's callers read as "busy, retry" (see Routes).
     public mutating func register<Request: Message, Response: Message>(
-        _ path: String, logLevel: Logger.Level = .debug,
+        _ path: String, logLevel: Logger.Level = .debug, limit: CallLimit? = nil,
+        busyCode: StatusCode = .resourceExhausted,
         _ handler: @escaping @Sendable (Request, RequestContext) async throws -> Response
     ) {
         routes[path] = Route(
@@ -42,10 +54,12 @@ public struct Router: Sendable {
                 let request = try Self.decode(Request.self, from: bytes, path: path, context: context)
                 return try Self.encode(try await handler(request, context), path: path, context: context)
             },
-            logLevel: logLevel)
+            logLevel: logLevel, limit: limit, busyCode: busyCode)
     }
 
-    /// Registers a handler that answers without blocking or suspending.
+    /// Registers a handler that answers without blocking or suspending. Inline calls are never
+    /// queued or refused: they cost no thread and answer at once (Probe, GetPluginInfo, the
+    /// capability calls).
     public mutating func registerInline<Request: Message, Response: Message>(
         _ path: String, logLevel: Logger.Level = .debug,
         _ handler: @escaping @Sendable (Request, RequestContext) throws -> Response

@@ -68,7 +68,7 @@ public final class UnaryServer: Sendable {
 
     private static let onCancel: cgrpc_cancel_callback = { context, call in
         let dispatcher = Unmanaged<Dispatcher>.fromOpaque(context!).takeUnretainedValue()
-        dispatcher.cancel(CallHandle(pointer: call!))
+        dispatcher.cancel(key: CallHandle(pointer: call!).key)
     }
 }
 

@@ -112,6 +112,15 @@ extension NodeService {
     func unmountAll(_ path: String, logger: Logger, context: RequestContext) async throws(CSIError) {
         for _ in 0..<Self.maxStackedMounts {
             guard let mounted = try mountPoint(at: path) else { return }
+            // Only what this driver mounts: a glusterfs client, or a bind mount of one (which the
+            // table shows with the same type). Another driver's volume, a host file system or
+            // anything a client names by mistake stays as it is.
+            guard mounted.fsType == Self.glusterFSType else {
+                throw CSIError(
+                    .failedPrecondition,
+                    "\(path) has \(mounted.fsType) '\(printable(mounted.source))' mounted, which this driver did not "
+                        + "mount; it was left alone: unmount it yourself if it should not be there")
+            }
             let outcome: UnmountOutcome
             let timeout = try budget(timeouts.unmount, context)
             do throws(MountError) {

@@ -38,6 +38,8 @@ extension NodeService {
         let options = try GlusterMountOptions(
             mountFlags: capability.mountFlags, readOnlyAccessMode: capability.isReadOnlyMode)
         let readOnly = request.readonly || capability.isReadOnlyMode
+        try await confine(targetPath, field: "target_path")
+        try await confine(stagingPath, field: "staging_target_path")
         var logger = logger(context, volumeID: volumeID)
         logger[metadataKey: "target_path"] = "\(targetPath)"
         logger[metadataKey: "staging_target_path"] = "\(stagingPath)"
@@ -76,6 +78,7 @@ extension NodeService {
     {
         let volumeID = try NodeRequestValidation.volumeID(request.volumeID)
         let targetPath = try NodeRequestValidation.path(request.targetPath, field: "target_path")
+        try await confine(targetPath, field: "target_path")
         var logger = logger(context, volumeID: volumeID)
         logger[metadataKey: "target_path"] = "\(targetPath)"
 

@@ -23,6 +23,7 @@ extension NodeService {
         let source = try GlusterVolumeSource(volumeContext: request.volumeContext)
         let options = try GlusterMountOptions(
             mountFlags: capability.mountFlags, readOnlyAccessMode: capability.isReadOnlyMode)
+        try await confine(stagingPath, field: "staging_target_path")
         var logger = logger(context, volumeID: volumeID)
         logger[metadataKey: "staging_target_path"] = "\(stagingPath)"
         logger[metadataKey: "gluster_volume"] = "\(source.volume)"
@@ -48,6 +49,7 @@ extension NodeService {
     {
         let volumeID = try NodeRequestValidation.volumeID(request.volumeID)
         let stagingPath = try NodeRequestValidation.path(request.stagingTargetPath, field: "staging_target_path")
+        try await confine(stagingPath, field: "staging_target_path")
         var logger = logger(context, volumeID: volumeID)
         logger[metadataKey: "staging_target_path"] = "\(stagingPath)"
 

@@ -25,6 +25,12 @@ extension NodeService {
         if !request.stagingTargetPath.isEmpty {
             _ = try NodeRequestValidation.path(request.stagingTargetPath, field: "staging_target_path")
         }
+        // This driver publishes only under the kubelet directory: elsewhere none of its volumes is.
+        do throws(CSIError) {
+            try await confine(volumePath, field: "volume_path")
+        } catch {
+            throw error.code == .invalidArgument ? CSIError(.notFound, error.message) : error
+        }
 
         var response = Csi_V1_NodeGetVolumeStatsResponse()
         func abnormal(_ message: String) -> Csi_V1_NodeGetVolumeStatsResponse {

@@ -23,6 +23,8 @@ public final class NodeService: Sendable {
 
     /// Where each volume's glusterfs client runs (see `MountPlacement`).
     public let placement: any ClientPlacement
+    /// The only directory staging and target paths may lie under.
+    public let kubeletDirectory: KubeletDirectory
 
     let mounter: any Mounter
     let probe: any FileSystemProbe
@@ -33,15 +35,18 @@ public final class NodeService: Sendable {
     ///   - mounter: the mounter; `SystemMounter()` in production, a fake in tests.
     ///   - probe: stat/statvfs with timeouts; `SystemFileSystemProbe()` in production.
     ///   - placement: where clients run; `PlacementSelector.choose` picks it in production.
+    ///   - kubeletDirectory: kubelet's root directory (`--kubelet-dir`).
     ///   - logDirectory: absolute directory for client logs; created on first use.
     ///   - timeouts: bounds for mounts, unmounts and probes.
     /// - Throws: `NodeConfigurationError` for an empty node ID or an unusable log directory.
     public init(
         nodeID: String, mounter: any Mounter, probe: any FileSystemProbe = SystemFileSystemProbe(),
-        placement: any ClientPlacement = NoPlacement(), logDirectory: String, timeouts: NodeTimeouts = NodeTimeouts()
+        placement: any ClientPlacement = NoPlacement(), kubeletDirectory: KubeletDirectory, logDirectory: String,
+        timeouts: NodeTimeouts = NodeTimeouts()
     ) throws(NodeConfigurationError) {
         try Self.check(nodeID: nodeID)
         try Self.check(logDirectory: logDirectory)
+        self.kubeletDirectory = kubeletDirectory
         self.nodeID = nodeID
         self.mounter = mounter
         self.probe = probe
@@ -97,6 +102,11 @@ public final class NodeService: Sendable {
         var logger = context.logger
         logger[metadataKey: "volume_id"] = "\(volumeID)"
         return logger
+    }
+
+    /// Refuses `path` (the request's `field`) unless it lies under the kubelet directory.
+    func confine(_ path: String, field: String) async throws(CSIError) {
+        try await kubeletDirectory.confine(path, field: field, timeout: timeouts.probe)
     }
 
     /// `limit`, shortened to what is left of the caller's deadline; DEADLINE_EXCEEDED if none is.

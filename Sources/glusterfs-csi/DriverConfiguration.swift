@@ -23,6 +23,9 @@ struct DriverConfiguration: Sendable {
     var maxMessageBytes: Int
     var shutdownGrace: Duration
     var shutdownHardLimit: Duration
+    /// Calls of each service that may run at once; more wait briefly, then are refused (CallLimit).
+    var maxControllerCalls: Int
+    var maxNodeCalls: Int
     var testHooks: Bool
     /// Controller: the default Heketi and its credentials (see ControllerConfiguration).
     var heketiURL: String?
@@ -37,6 +40,8 @@ struct DriverConfiguration: Sendable {
     var mountPlacement: MountPlacement
     var cgroupRoot: String
     var systemdSocket: String
+    /// Node: kubelet's root directory; staging and target paths must lie under it.
+    var kubeletDirectory: String
 
     /// Environment variable names, one per flag.
     enum Variable {
@@ -48,6 +53,8 @@ struct DriverConfiguration: Sendable {
         static let logFormat = "GLUSTERFS_CSI_LOG_FORMAT"
         static let maxMessageSize = "GLUSTERFS_CSI_MAX_MESSAGE_SIZE"
         static let shutdownGrace = "GLUSTERFS_CSI_SHUTDOWN_GRACE"
+        static let maxControllerCalls = "GLUSTERFS_CSI_MAX_CONTROLLER_CALLS"
+        static let maxNodeCalls = "GLUSTERFS_CSI_MAX_NODE_CALLS"
         static let heketiURL = "GLUSTERFS_CSI_HEKETI_URL"
         static let heketiUser = "GLUSTERFS_CSI_HEKETI_USER"
         static let heketiKeyFile = "GLUSTERFS_CSI_HEKETI_KEY_FILE"
@@ -58,11 +65,20 @@ struct DriverConfiguration: Sendable {
         static let mountPlacement = "GLUSTERFS_CSI_MOUNT_PLACEMENT"
         static let cgroupRoot = "GLUSTERFS_CSI_CGROUP_ROOT"
         static let systemdSocket = "GLUSTERFS_CSI_SYSTEMD_SOCKET"
+        static let kubeletDirectory = "GLUSTERFS_CSI_KUBELET_DIR"
     }
 
     static let defaultEndpoint = "unix:///csi/csi.sock"
     static let defaultMaxMessageBytes = 4 << 20
     static let defaultShutdownGraceSeconds = 25
+    /// Each running call holds a thread (a Heketi request, a mount), and csi-provisioner sends at most
+    /// 100 calls at once (--worker-threads), kubelet one per volume operation: 64 controller calls keep
+    /// Heketi's 8 operation slots (--heketi-max-operations) busy with room for lookups and deletes;
+    /// 32 node calls cover a node starting dozens of pods at once.
+    static let defaultMaxControllerCalls = 64
+    static let defaultMaxNodeCalls = 32
+    /// Above this a cap no longer bounds much: each call may hold a thread and a message.
+    static let maxCallsLimit = 1024
     static let defaultHeketiMaxOperations = 8
     static let defaultHeketiOperationTimeoutSeconds = 600
 
@@ -76,6 +92,8 @@ struct DriverConfiguration: Sendable {
         var logFormat: String?
         var maxMessageSize: String?
         var shutdownGrace: String?
+        var maxControllerCalls: String?
+        var maxNodeCalls: String?
         var testHooks = false
         var heketiURL: String?
         var heketiUser: String?
@@ -87,11 +105,13 @@ struct DriverConfiguration: Sendable {
         var mountPlacement: String?
         var cgroupRoot: String?
         var systemdSocket: String?
+        var kubeletDirectory: String?
     }
 
     static let defaultMountLogDirectory = "/var/log/glusterfs-csi"
     static let defaultCgroupRoot = "/sys/fs/cgroup"
     static let defaultSystemdSocket = "/run/systemd/private"
+    static let defaultKubeletDirectory = "/var/lib/kubelet"
 
     init(
         flags: Flags, environment: [String: String], hostName: () -> String = DriverConfiguration.hostName
@@ -141,6 +161,13 @@ struct DriverConfiguration: Sendable {
                 default: Self.defaultShutdownGraceSeconds, in: 0...3600, unit: "whole seconds",
                 note: "; keep it below the pod's terminationGracePeriodSeconds"))
         shutdownHardLimit = .seconds(5)
+        maxControllerCalls = try Self.integer(
+            "--max-controller-calls", Variable.maxControllerCalls,
+            value(flags.maxControllerCalls, Variable.maxControllerCalls), default: Self.defaultMaxControllerCalls,
+            in: 1...Self.maxCallsLimit, unit: "a number of calls")
+        maxNodeCalls = try Self.integer(
+            "--max-node-calls", Variable.maxNodeCalls, value(flags.maxNodeCalls, Variable.maxNodeCalls),
+            default: Self.defaultMaxNodeCalls, in: 1...Self.maxCallsLimit, unit: "a number of calls")
         testHooks = flags.testHooks
 
         heketiURL = try value(flags.heketiURL, Variable.heketiURL).map { text throws(CSIError) in
@@ -181,6 +208,9 @@ struct DriverConfiguration: Sendable {
         systemdSocket = try Self.absolutePath(
             value(flags.systemdSocket, Variable.systemdSocket) ?? Self.defaultSystemdSocket,
             "--systemd-socket (\(Variable.systemdSocket))")
+        kubeletDirectory = try Self.absolutePath(
+            value(flags.kubeletDirectory, Variable.kubeletDirectory) ?? Self.defaultKubeletDirectory,
+            "--kubelet-dir (\(Variable.kubeletDirectory))")
     }
 
     /// An integer flag's value (`text`, or `default` when it is not set) within `range`; otherwise

@@ -19,10 +19,11 @@ struct GlusterFSCSI: AsyncParsableCommand {
             Every option can also be set with an environment variable (the flag wins):
               GLUSTERFS_CSI_ENDPOINT, GLUSTERFS_CSI_MODE, GLUSTERFS_CSI_NODE_ID, GLUSTERFS_CSI_DRIVER_NAME,
               GLUSTERFS_CSI_LOG_LEVEL, GLUSTERFS_CSI_LOG_FORMAT, GLUSTERFS_CSI_MAX_MESSAGE_SIZE,
-              GLUSTERFS_CSI_SHUTDOWN_GRACE, GLUSTERFS_CSI_HEKETI_URL, GLUSTERFS_CSI_HEKETI_USER,
+              GLUSTERFS_CSI_SHUTDOWN_GRACE, GLUSTERFS_CSI_MAX_CONTROLLER_CALLS, GLUSTERFS_CSI_MAX_NODE_CALLS,
+              GLUSTERFS_CSI_HEKETI_URL, GLUSTERFS_CSI_HEKETI_USER,
               GLUSTERFS_CSI_HEKETI_KEY_FILE, GLUSTERFS_CSI_HEKETI_CA_FILE, GLUSTERFS_CSI_HEKETI_MAX_OPERATIONS,
               GLUSTERFS_CSI_HEKETI_OPERATION_TIMEOUT, GLUSTERFS_CSI_MOUNT_LOG_DIR, GLUSTERFS_CSI_MOUNT_PLACEMENT,
-              GLUSTERFS_CSI_CGROUP_ROOT, GLUSTERFS_CSI_SYSTEMD_SOCKET.
+              GLUSTERFS_CSI_CGROUP_ROOT, GLUSTERFS_CSI_SYSTEMD_SOCKET, GLUSTERFS_CSI_KUBELET_DIR.
             SIGTERM or SIGINT stops accepting calls, lets calls in flight finish within the grace period,
             and exits 0 when all were answered.
             """,
@@ -59,6 +60,21 @@ struct GlusterFSCSI: AsyncParsableCommand {
             "Seconds to let calls in flight finish after SIGTERM before cancelling them. (default: \(DriverConfiguration.defaultShutdownGraceSeconds))"
     )
     var shutdownGrace: String?
+
+    @Option(
+        help: """
+            Controller: how many calls may run at once (Identity and capability calls are not counted); \
+            more wait up to 1 s for one to finish, then are refused with ABORTED or RESOURCE_EXHAUSTED, \
+            which the sidecars retry. (default: \(DriverConfiguration.defaultMaxControllerCalls))
+            """)
+    var maxControllerCalls: String?
+
+    @Option(
+        help: """
+            Node: how many calls may run at once (NodeGetInfo and NodeGetCapabilities are not counted); \
+            more wait up to 1 s, then are refused likewise. (default: \(DriverConfiguration.defaultMaxNodeCalls))
+            """)
+    var maxNodeCalls: String?
 
     @Option(
         help: "Controller: the Heketi used when a StorageClass has no resturl, and for ListVolumes. (default: none)")
@@ -115,6 +131,14 @@ struct GlusterFSCSI: AsyncParsableCommand {
             """)
     var systemdSocket: String?
 
+    @Option(
+        name: .customLong("kubelet-dir"),
+        help: """
+            Node: kubelet's root directory; the node plugin mounts and unmounts only below it. \
+            (default: \(DriverConfiguration.defaultKubeletDirectory))
+            """)
+    var kubeletDirectory: String?
+
     @Flag(help: .private)
     var enableTestHooks = false
 
@@ -122,10 +146,12 @@ struct GlusterFSCSI: AsyncParsableCommand {
         DriverConfiguration.Flags(
             endpoint: endpoint, mode: mode, nodeID: nodeID, driverName: driverName, logLevel: logLevel,
             logFormat: logFormat, maxMessageSize: maxMessageSize, shutdownGrace: shutdownGrace,
-            testHooks: enableTestHooks, heketiURL: heketiURL, heketiUser: heketiUser, heketiKeyFile: heketiKeyFile,
+            maxControllerCalls: maxControllerCalls, maxNodeCalls: maxNodeCalls, testHooks: enableTestHooks,
+            heketiURL: heketiURL, heketiUser: heketiUser, heketiKeyFile: heketiKeyFile,
             heketiCAFile: heketiCAFile, heketiMaxOperations: heketiMaxOperations,
             heketiOperationTimeout: heketiOperationTimeout, mountLogDirectory: mountLogDirectory,
-            mountPlacement: mountPlacement, cgroupRoot: cgroupRoot, systemdSocket: systemdSocket)
+            mountPlacement: mountPlacement, cgroupRoot: cgroupRoot, systemdSocket: systemdSocket,
+            kubeletDirectory: kubeletDirectory)
     }
 
     func resolvedConfiguration() throws -> DriverConfiguration {

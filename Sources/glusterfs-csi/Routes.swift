@@ -7,6 +7,10 @@ import Node
 import SwiftProtobuf
 
 /// Wires the CSI services this process serves to their gRPC method paths.
+///
+/// Each service's methods that reach a backend count against its `CallLimit`
+/// (`--max-controller-calls`, `--max-node-calls`). Identity, the capability calls and NodeGetInfo
+/// are never queued or refused: the CO needs them to tell a busy driver from a dead one.
 enum Routes {
     static func router(
         for configuration: DriverConfiguration, controller: ControllerService?, node: NodeService?
@@ -21,10 +25,14 @@ enum Routes {
         // kubelet's livenessprobe sidecar calls Probe every few seconds: keep it out of debug logs.
         router.registerInline("/csi.v1.Identity/Probe", logLevel: .trace) { request, _ in identity.probe(request) }
         if let controller {
-            register(controller, in: &router)
+            let limit = CallLimit(
+                service: "controller", setting: "--max-controller-calls", maxRunning: configuration.maxControllerCalls)
+            register(controller, limit: limit, in: &router)
         }
         if let node {
-            register(node, in: &router)
+            let limit = CallLimit(
+                service: "node", setting: "--max-node-calls", maxRunning: configuration.maxNodeCalls)
+            register(node, limit: limit, in: &router)
         }
         if configuration.testHooks {
             TestHooks.register(in: &router)
@@ -34,28 +42,44 @@ enum Routes {
 
     /// Methods not registered (snapshots, publish/unpublish, modify) answer UNIMPLEMENTED, matching
     /// the capabilities the controller advertises.
-    private static func register(_ controller: ControllerService, in router: inout Router) {
+    ///
+    /// A call refused by the limit is answered ABORTED by the methods whose CSI spec section lists
+    /// ABORTED ("operation pending for volume") and whose sidecars retry it as "still in progress".
+    /// RESOURCE_EXHAUSTED would be wrong there: for CreateVolume the spec gives it the meaning
+    /// "cannot provision in accessible_topology", and csi-provisioner then treats provisioning as
+    /// finished (not in progress, so a volume an earlier attempt is still creating may be orphaned
+    /// when the claim goes away) or, for a claim waiting for its first consumer, asks the scheduler
+    /// to move the pod to another node. The read-only methods, for which the spec gives neither
+    /// code a meaning, answer RESOURCE_EXHAUSTED, gRPC's own "out of a resource, retry later".
+    private static func register(_ controller: ControllerService, limit: CallLimit, in router: inout Router) {
         let prefix = "/csi.v1.Controller/"
         router.registerInline(prefix + "ControllerGetCapabilities") { request, _ in controller.capabilities(request) }
-        router.register(prefix + "CreateVolume", controller.createVolume)
-        router.register(prefix + "DeleteVolume", controller.deleteVolume)
-        router.register(prefix + "ControllerExpandVolume", controller.expandVolume)
-        router.register(prefix + "ValidateVolumeCapabilities", controller.validateCapabilities)
-        router.register(prefix + "ListVolumes", controller.listVolumes)
-        router.register(prefix + "ControllerGetVolume", controller.getVolume)
-        router.register(prefix + "GetCapacity", controller.capacity)
+        router.register(prefix + "CreateVolume", limit: limit, busyCode: .aborted, controller.createVolume)
+        router.register(prefix + "DeleteVolume", limit: limit, busyCode: .aborted, controller.deleteVolume)
+        router.register(prefix + "ControllerExpandVolume", limit: limit, busyCode: .aborted, controller.expandVolume)
+        router.register(prefix + "ValidateVolumeCapabilities", limit: limit, controller.validateCapabilities)
+        router.register(prefix + "ListVolumes", limit: limit, controller.listVolumes)
+        router.register(prefix + "ControllerGetVolume", limit: limit, controller.getVolume)
+        router.register(prefix + "GetCapacity", limit: limit, controller.capacity)
     }
 
     /// NodeExpandVolume is not registered: GlusterFS grows online on the servers, so the node has
     /// nothing to do and does not advertise EXPAND_VOLUME.
-    private static func register(_ node: NodeService, in router: inout Router) {
+    ///
+    /// Busy codes as for the controller: ABORTED for the four volume operations (the spec's
+    /// "operation pending for volume"; kubelet retries it and keeps the mount state uncertain),
+    /// RESOURCE_EXHAUSTED for NodeGetVolumeStats (kubelet logs it and asks again at its next poll).
+    /// NodeGetInfo and NodeGetCapabilities answer from memory (kubelet needs them to register the
+    /// driver): they are not counted. They run as tasks only because the node service declares them
+    /// async.
+    private static func register(_ node: NodeService, limit: CallLimit, in router: inout Router) {
         let prefix = "/csi.v1.Node/"
-        router.register(prefix + "NodeStageVolume", node.stageVolume)
-        router.register(prefix + "NodeUnstageVolume", node.unstageVolume)
-        router.register(prefix + "NodePublishVolume", node.publishVolume)
-        router.register(prefix + "NodeUnpublishVolume", node.unpublishVolume)
+        router.register(prefix + "NodeStageVolume", limit: limit, busyCode: .aborted, node.stageVolume)
+        router.register(prefix + "NodeUnstageVolume", limit: limit, busyCode: .aborted, node.unstageVolume)
+        router.register(prefix + "NodePublishVolume", limit: limit, busyCode: .aborted, node.publishVolume)
+        router.register(prefix + "NodeUnpublishVolume", limit: limit, busyCode: .aborted, node.unpublishVolume)
         // kubelet polls volume stats for every mounted volume: keep it out of debug logs.
-        router.register(prefix + "NodeGetVolumeStats", logLevel: .trace, node.getVolumeStats)
+        router.register(prefix + "NodeGetVolumeStats", logLevel: .trace, limit: limit, node.getVolumeStats)
         router.register(prefix + "NodeGetInfo", node.getInfo)
         router.register(prefix + "NodeGetCapabilities", node.getCapabilities)
     }

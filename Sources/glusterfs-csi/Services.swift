@@ -43,6 +43,14 @@ struct Services {
     }
 
     private static func node(_ configuration: DriverConfiguration, logger: Logger) throws(CSIError) -> NodeService {
+        let kubeletDirectory: KubeletDirectory
+        do {
+            kubeletDirectory = try KubeletDirectory(configuration.kubeletDirectory)
+        } catch {
+            throw CSIError(
+                .invalidArgument,
+                "--kubelet-dir (\(DriverConfiguration.Variable.kubeletDirectory)): \(error.description)")
+        }
         let choice = PlacementSelector.choose(
             requested: configuration.mountPlacement, cgroupRoot: configuration.cgroupRoot,
             connectSystemd: { connectSystemd(socketPath: configuration.systemdSocket) })
@@ -59,7 +67,7 @@ struct Services {
         do {
             return try NodeService(
                 nodeID: configuration.nodeID, mounter: SystemMounter(), placement: choice.placement,
-                logDirectory: configuration.mountLogDirectory)
+                kubeletDirectory: kubeletDirectory, logDirectory: configuration.mountLogDirectory)
         } catch {
             throw CSIError(.invalidArgument, "node service: \(error.description)")
         }

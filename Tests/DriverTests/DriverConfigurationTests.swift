@@ -22,7 +22,21 @@ private func configuration(
         #expect(config.logFormat == .text)
         #expect(config.maxMessageBytes == 4 << 20)
         #expect(config.shutdownGrace == .seconds(25))
+        #expect(config.maxControllerCalls == 64)
+        #expect(config.maxNodeCalls == 32)
         #expect(!config.testHooks)
+    }
+
+    @Test func callCapsComeFromFlagsOrTheEnvironment() throws {
+        let environment = ["GLUSTERFS_CSI_MAX_CONTROLLER_CALLS": "16", "GLUSTERFS_CSI_MAX_NODE_CALLS": "1024"]
+        let fromEnvironment = try configuration(environment: environment)
+        #expect(fromEnvironment.maxControllerCalls == 16)
+        #expect(fromEnvironment.maxNodeCalls == 1024)
+        var flags = DriverConfiguration.Flags()
+        flags.maxControllerCalls = "1"
+        let fromFlag = try configuration(flags, environment: environment)
+        #expect(fromFlag.maxControllerCalls == 1)
+        #expect(fromFlag.maxNodeCalls == 1024)
     }
 
     @Test func environmentFillsWhatFlagsLeaveOut() throws {
@@ -58,6 +72,16 @@ private func configuration(
         (DriverConfiguration.Flags(logFormat: "xml"), "--log-format (GLUSTERFS_CSI_LOG_FORMAT) 'xml'"),
         (DriverConfiguration.Flags(maxMessageSize: "lots"), "--max-message-size"),
         (DriverConfiguration.Flags(shutdownGrace: "-1"), "--shutdown-grace"),
+        (
+            DriverConfiguration.Flags(maxControllerCalls: "0"),
+            "--max-controller-calls (GLUSTERFS_CSI_MAX_CONTROLLER_CALLS) '0': expected a number of calls from 1 to "
+                + "1024 (default 64)"
+        ),
+        (
+            DriverConfiguration.Flags(maxNodeCalls: "lots"),
+            "--max-node-calls (GLUSTERFS_CSI_MAX_NODE_CALLS) 'lots': expected a number of calls from 1 to 1024 "
+                + "(default 32)"
+        ),
         (DriverConfiguration.Flags(endpoint: "tcp://h:1"), "only Unix sockets"),
         (DriverConfiguration.Flags(nodeID: String(repeating: "n", count: 200)), "--node-id"),
         // The node service's own rules, checked where the flag is read so the error names it.

@@ -37,6 +37,8 @@ final class FakeMounter: Mounter {
         var remountFailure: MountError?
         var unmountOutcome: UnmountOutcome = .unmounted
         var onMount: (@Sendable (_ options: [String]) -> Void)?
+        /// How long each `mount` takes (asleep, not blocking a thread).
+        var mountDuration: Duration = .zero
         /// The unit each placed mount asked for, in order.
         var placedUnits: [ClientUnit] = []
     }
@@ -55,6 +57,8 @@ final class FakeMounter: Mounter {
     func setUnmountOutcome(_ outcome: UnmountOutcome) { state.withLock { $0.unmountOutcome = outcome } }
     /// Runs during every `mount` call, before its scripted result (e.g. to write the client log).
     func onMount(_ hook: (@Sendable (_ options: [String]) -> Void)?) { state.withLock { $0.onMount = hook } }
+    /// Every `mount` takes `duration` from now on.
+    func setMountDuration(_ duration: Duration) { state.withLock { $0.mountDuration = duration } }
 
     /// Puts an entry in the table directly (something mounted before the test).
     @discardableResult
@@ -79,12 +83,17 @@ final class FakeMounter: Mounter {
         source: String, target: String, fsType: String, options: [String], timeout: Duration,
         placement: ClientPlacementRequest?
     ) async throws(MountError) {
-        let (failure, hook) = state.withLock { state -> (MountError?, (@Sendable ([String]) -> Void)?) in
+        let (failure, hook, duration) = state.withLock {
+            state -> (MountError?, (@Sendable ([String]) -> Void)?, Duration) in
             state.calls.append(.mount(source: source, target: target, fsType: fsType, options: options))
             if let placement { state.placedUnits.append(placement.unit) }
-            return (state.mountFailures.isEmpty ? nil : state.mountFailures.removeFirst(), state.onMount)
+            return (
+                state.mountFailures.isEmpty ? nil : state.mountFailures.removeFirst(), state.onMount,
+                state.mountDuration
+            )
         }
         hook?(options)
+        if duration > .zero { try? await Task.sleep(for: duration) }
         if let failure { throw failure }
         addMount(
             at: target, fsType: fsType == "glusterfs" ? "fuse.glusterfs" : fsType, source: source,

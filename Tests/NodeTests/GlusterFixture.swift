@@ -28,7 +28,7 @@ final class GlusterVolumeFixture: Sendable {
         self.host = host
         self.service = try NodeService(
             nodeID: "node-test", mounter: SystemMounter(), probe: SystemFileSystemProbe(),
-            logDirectory: directory + "/logs",
+            kubeletDirectory: KubeletDirectory(directory), logDirectory: directory + "/logs",
             timeouts: NodeTimeouts(mount: .seconds(60), bind: .seconds(10), unmount: .seconds(20), probe: .seconds(5)))
     }
 

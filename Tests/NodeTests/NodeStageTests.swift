@@ -157,13 +157,13 @@ struct NodeStageTests {
         let fixture = Fixture()
         let mounter = fixture.mounter
         let staging = fixture.staging
-        mounter.onMount { _ in
-            mounter.addMount(at: staging, source: "half:/mounted")
-            usleep(150_000)  // the mount uses up the caller's deadline
-        }
+        mounter.onMount { _ in mounter.addMount(at: staging, source: "half:/mounted") }
+        // The mount uses up the caller's deadline (asleep: no thread of the shared pool is held).
+        mounter.setMountDuration(.milliseconds(1_200))
         mounter.failMounts([MountError(kind: .timedOut(.seconds(5)), command: ["mount"])])
         var context = fixture.context
-        context.deadline = .now + .milliseconds(100)
+        // Room for the checks before the mount on a busy test machine; the mount then takes longer.
+        context.deadline = .now + .seconds(1)
         let error = await csiError {
             _ = try await fixture.service.stageVolume(fixture.stageRequest(), context: context)
         }

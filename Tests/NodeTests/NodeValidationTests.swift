@@ -211,7 +211,9 @@ struct NodeValidationTests {
             ("", "/var/log/x"), ("n", "relative"), ("n", "/var/log/a,b"), ("n", "/var/log/a b"),
         ] {
             #expect(throws: NodeConfigurationError.self) {
-                try NodeService(nodeID: nodeID, mounter: FakeMounter(), logDirectory: directory)
+                try NodeService(
+                    nodeID: nodeID, mounter: FakeMounter(), kubeletDirectory: KubeletDirectory("/"),
+                    logDirectory: directory)
             }
         }
     }

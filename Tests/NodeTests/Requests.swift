@@ -41,7 +41,8 @@ final class Fixture {
 
     init(nodeID: String = "node-a", placement: any ClientPlacement = NoPlacement()) {
         service = try! NodeService(
-            nodeID: nodeID, mounter: mounter, probe: probe, placement: placement, logDirectory: directory + "/logs",
+            nodeID: nodeID, mounter: mounter, probe: probe, placement: placement,
+            kubeletDirectory: try! KubeletDirectory(directory), logDirectory: directory + "/logs",
             timeouts: NodeTimeouts(mount: .seconds(5), bind: .seconds(1), unmount: .seconds(1), probe: .seconds(1)))
     }
 

@@ -171,6 +171,19 @@ BREAKAGES = [
      "            path: /run/systemd\n            type: DirectoryOrCreate",
      "            path: /run/systemd\n            type: Directory",
      "has type Directory: with --mount-placement=auto it must be DirectoryOrCreate"),
+    # --kubelet-dir: where kubelet's directory is, inside the container and on the host.
+    ("agreement: --kubelet-dir below where kubelet's directory is mounted", "agreement", "deploy/base/node.yaml",
+     "- --kubelet-dir=/var/lib/kubelet", "- --kubelet-dir=/var/lib/kubelet/pods",
+     "--kubelet-dir /var/lib/kubelet/pods must be the mountPath of the hostPath volume of kubelet's directory"),
+    ("agreement: kubelet's directory mounted elsewhere, --kubelet-dir left", "agreement", "deploy/base/node.yaml",
+     "              mountPath: /var/lib/kubelet\n              mountPropagation: Bidirectional\n",
+     "              mountPath: /data/kubelet\n              mountPropagation: Bidirectional\n",
+     "--kubelet-dir /var/lib/kubelet must be the mountPath of the hostPath volume of kubelet's directory, mounted "
+     "with Bidirectional propagation (volume kubelet-dir at /data/kubelet)"),
+    ("agreement: kubelet's directory from another host path", "agreement", "deploy/base/node.yaml",
+     "            path: /var/lib/kubelet\n            type: Directory\n",
+     "            path: /data/kubelet\n            type: Directory\n",
+     "--kubelet-dir /var/lib/kubelet is the host's /data/kubelet (volume kubelet-dir)"),
     ("agreement: a secret as an environment variable", "agreement", "deploy/base/controller.yaml",
      "          env:\n            # Only used in log lines",
      "          env:\n            - name: GLUSTERFS_CSI_HEKETI_KEY\n              valueFrom:\n"

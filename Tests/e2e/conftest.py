@@ -1,6 +1,7 @@
 """Fixtures for end-to-end tests: the real glusterfs-csi binary on a real Unix socket, called with
 Python grpcio and stubs generated from proto/csi.proto at test time (an independent client)."""
 
+import functools
 import os
 import signal
 import subprocess
@@ -20,6 +21,43 @@ def driver_binary() -> Path:
     if not path.exists():
         pytest.exit(f"{path} does not exist: run 'swift build' first or set GLUSTERFS_CSI_BIN", returncode=2)
     return path
+
+
+@functools.cache
+def _help_text(binary: str) -> str:
+    result = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+    return result.stdout + result.stderr
+
+
+def driver_knows(flag: str) -> bool:
+    """Whether the binary under test has `flag` (its --help lists it). GLUSTERFS_CSI_BIN may name
+    a build from before the flag."""
+    return flag in _help_text(str(driver_binary()))
+
+
+def kubelet_dir_args(directory: Path) -> list[str]:
+    """`--kubelet-dir DIRECTORY` for a node or all-mode driver: the node refuses staging, target and
+    volume paths outside it, and does not start when it does not exist (the default,
+    /var/lib/kubelet, exists on a Kubernetes node, not on a test machine). Nothing for a binary
+    without the flag."""
+    return ["--kubelet-dir", str(directory)] if driver_knows("--kubelet-dir") else []
+
+
+def serves_node(args: list[str], env: dict[str, str] | None = None) -> bool:
+    """Whether a driver started with `args` (and `env` on top of ours) serves the Node service:
+    --mode node or all, the binary's default being all."""
+    mode = {**os.environ, **(env or {})}.get("GLUSTERFS_CSI_MODE", "all")
+    for index, arg in enumerate(args):
+        if arg == "--mode" and index + 1 < len(args):
+            mode = args[index + 1]
+        elif arg.startswith("--mode="):
+            mode = arg.split("=", 1)[1]
+    return mode in ("node", "all")
+
+
+def names_kubelet_dir(args: list[str], env: dict[str, str] | None = None) -> bool:
+    return any(a == "--kubelet-dir" or a.startswith("--kubelet-dir=") for a in args) or \
+        "GLUSTERFS_CSI_KUBELET_DIR" in (env or {})
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +85,11 @@ def csi():
 
 
 class Driver:
-    """One running glusterfs-csi process."""
+    """One running glusterfs-csi process. `prefix` goes before the binary (e.g. `unshare -m ...`,
+    which execs it: `process` is then the driver itself)."""
 
-    def __init__(self, socket: Path, log: Path, args: list[str], env: dict[str, str] | None = None):
+    def __init__(self, socket: Path, log: Path, args: list[str], env: dict[str, str] | None = None,
+                 prefix: list[str] | None = None):
         self.socket = socket
         self.log_path = log
         self.args = args
@@ -57,7 +97,7 @@ class Driver:
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.process = subprocess.Popen(
-            [str(driver_binary()), "--endpoint", f"unix://{socket}", *args],
+            [*(prefix or []), str(driver_binary()), "--endpoint", f"unix://{socket}", *args],
             stdout=self._log_file, stderr=self._log_file, env=full_env,
         )
         self._channels = []
@@ -116,13 +156,20 @@ def short_dir():
 
 @pytest.fixture
 def start_driver(short_dir):
-    """Starts drivers on sockets under short_dir; kills whatever is left at the end of the test."""
+    """Starts drivers on sockets under short_dir; kills whatever is left at the end of the test.
+    A driver serving the Node service gets `--kubelet-dir short_dir` (where the tests' staging and
+    target paths are) unless its arguments or `env` name one."""
     started: list[Driver] = []
     tmp_path = short_dir
 
-    def start(*args: str, socket: Path | None = None, env: dict[str, str] | None = None, ready: bool = True):
+    def start(*args: str, socket: Path | None = None, env: dict[str, str] | None = None, ready: bool = True,
+              prefix: list[str] | None = None):
         index = len(started)
-        driver = Driver(socket or tmp_path / f"run{index}/csi.sock", tmp_path / f"driver{index}.log", list(args), env)
+        args = list(args)
+        if serves_node(args, env) and not names_kubelet_dir(args, env):
+            args += kubelet_dir_args(tmp_path)
+        driver = Driver(socket or tmp_path / f"run{index}/csi.sock", tmp_path / f"driver{index}.log", args, env,
+                        prefix)
         started.append(driver)
         return driver.wait_ready() if ready else driver
 

@@ -42,7 +42,7 @@ from restart_io import DEAD_MOUNT_ERRNOS, IOLoad, Worker, describe_errors, error
 from restart_io_workers import BLOCK_SIZE, BLOCKS_PER_FILE, HEADER, MAGIC, MAX_RECORDED_ERRORS, PAYLOAD_SIZE, \
     STATE_INTERVAL, check_block, make_block, reader_main, verify_main, writer_main
 from restart_machines import HostMachine, SystemdMachine, machine_init_main, systemd_problem
-from restart_plugin import RPC_TIMEOUT, NodePlugin, binary_help, supports_placement
+from restart_plugin import RPC_TIMEOUT, NodePlugin, binary_help, supports_kubelet_dir, supports_placement
 from restart_system import COMMAND_TIMEOUT, HARNESS_SCRIPT, all_pids, clients_of_mount, fuse_connection, \
     glusterfs_clients, harness_argv, mount_table, mounts_under, namespace_pid, process_cgroups, process_stat, \
     read_argv, run, send_signal, unescape_mount_path, wait_until, zombies_of
@@ -62,7 +62,7 @@ __all__ = [
     # restart_volumes
     "GlusterVolumes", "StagedVolume", "gluster", "unit_name",
     # restart_plugin
-    "RPC_TIMEOUT", "NodePlugin", "binary_help", "supports_placement",
+    "RPC_TIMEOUT", "NodePlugin", "binary_help", "supports_kubelet_dir", "supports_placement",
     # restart_io, restart_io_workers
     "DEAD_MOUNT_ERRNOS", "IOLoad", "Worker", "describe_errors", "errors_after", "start_reader", "start_writer",
     "verification_problems", "verify", "BLOCK_SIZE", "BLOCKS_PER_FILE", "HEADER", "MAGIC", "MAX_RECORDED_ERRORS",

@@ -36,17 +36,26 @@ def supports_placement(binary: Path) -> bool:
     return "--mount-placement" in binary_help(binary)
 
 
+def supports_kubelet_dir(binary: Path) -> bool:
+    return "--kubelet-dir" in binary_help(binary)
+
+
 class NodePlugin:
     """The node plugin in a fake container on `machine`, restarted like a runtime restarts a pod's
-    container: SIGKILL of every process in its cgroup, then a new container on the same socket."""
+    container: SIGKILL of every process in its cgroup, then a new container on the same socket.
+
+    Its --kubelet-dir is `kubelet_dir`, by default `workdir`, where the StagedVolumes of a
+    Scenario put their staging and target paths (on a SystemdMachine under /var/lib, which the
+    namespace shares). A binary from before that flag gets none."""
 
     def __init__(self, csi, *, binary: Path, machine, workdir: Path, placement: str | None,
                  pid_namespace: bool = False, log_level: str = "debug", node_id: str = "gcsi-restart-node",
-                 freeze: bool = True):
+                 freeze: bool = True, kubelet_dir: Path | None = None):
         self.csi = csi
         self.binary = Path(binary).resolve()  # nsenter -m starts at the namespace's root
         self.machine = machine
         self.workdir = workdir
+        self.kubelet_dir = kubelet_dir or workdir
         self.socket = workdir / "plugin/csi.sock"
         if len(str(self.socket)) >= 108:
             raise ValueError(f"socket path {self.socket} is too long for a Unix socket")
@@ -71,6 +80,8 @@ class NodePlugin:
                 self.node_id, "--mount-log-dir", str(self.workdir / "logs"), "--log-level", self.log_level]
         if self.placement and (self.placement != "none" or supports_placement(self.binary)):
             args += ["--mount-placement", self.placement]
+        if supports_kubelet_dir(self.binary):
+            args += ["--kubelet-dir", str(self.kubelet_dir)]
         if self.pid_namespace:
             args = ["unshare", "--pid", "--fork", "--kill-child", "--", *args]
         return self.machine.wrap(args)
@@ -80,6 +91,7 @@ class NodePlugin:
 
         self.generation += 1
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        self.kubelet_dir.mkdir(parents=True, exist_ok=True)  # the driver does not start without it
         self.container = FakeContainer(f"gcsi-ctr-{self.tag}-{self.generation}", self.machine.container_parents(),
                                        freeze=self.freeze).create()
         self.log_path = self.workdir / f"plugin-{self.generation}.log"

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
-from conftest import driver_binary
+from conftest import driver_binary, kubelet_dir_args
 from test_identity_and_server import sleep_call, wait_for_log
 
 
@@ -80,7 +80,8 @@ def test_second_instance_on_a_live_socket_refuses_to_start(csi, start_driver, sh
     sock = short_dir / "live/csi.sock"
     first = start_driver(socket=sock)
     result = subprocess.run(
-        [str(driver_binary()), "--endpoint", str(sock)], capture_output=True, text=True, timeout=30
+        [str(driver_binary()), "--endpoint", str(sock), *kubelet_dir_args(short_dir)], capture_output=True,
+        text=True, timeout=30
     )
     assert result.returncode != 0
     assert "another glusterfs-csi instance" in result.stderr
@@ -96,7 +97,8 @@ def test_a_foreign_live_socket_is_never_stolen(short_dir):
     listener.listen(1)
     try:
         result = subprocess.run(
-            [str(driver_binary()), "--endpoint", f"unix://{path}"], capture_output=True, text=True, timeout=30
+            [str(driver_binary()), "--endpoint", f"unix://{path}", *kubelet_dir_args(short_dir)], capture_output=True,
+            text=True, timeout=30
         )
         assert result.returncode != 0
         assert "is serving" in result.stderr
@@ -108,7 +110,8 @@ def test_a_foreign_live_socket_is_never_stolen(short_dir):
 def test_a_regular_file_at_the_socket_path_is_left_alone(short_dir):
     path = short_dir / "data.txt"
     path.write_text("precious")
-    result = subprocess.run([str(driver_binary()), "--endpoint", str(path)], capture_output=True, text=True, timeout=30)
+    result = subprocess.run([str(driver_binary()), "--endpoint", str(path), *kubelet_dir_args(short_dir)],
+                            capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "is not a socket" in result.stderr
     assert path.read_text() == "precious"
@@ -133,15 +136,18 @@ def test_missing_parent_directories_are_created(csi, start_driver, short_dir):
         (["--no-such-flag"], "Unknown option '--no-such-flag'"),
     ],
 )
-def test_bad_flags_say_what_is_wrong(args, expected):
-    result = subprocess.run([str(driver_binary()), *args], capture_output=True, text=True, timeout=30)
+def test_bad_flags_say_what_is_wrong(args, expected, short_dir):
+    # An existing --kubelet-dir: the flag at fault must be the one the message names.
+    result = subprocess.run([str(driver_binary()), *args, *kubelet_dir_args(short_dir)], capture_output=True,
+                            text=True, timeout=30)
     assert result.returncode == 64
     assert expected in result.stderr
 
 
-def test_bad_environment_variable_says_what_is_wrong():
+def test_bad_environment_variable_says_what_is_wrong(short_dir):
     env = dict(os.environ, GLUSTERFS_CSI_MODE="sideways")
-    result = subprocess.run([str(driver_binary())], capture_output=True, text=True, timeout=30, env=env)
+    result = subprocess.run([str(driver_binary()), *kubelet_dir_args(short_dir)], capture_output=True, text=True,
+                            timeout=30, env=env)
     assert result.returncode == 64
     assert "GLUSTERFS_CSI_MODE" in result.stderr
 

@@ -7,6 +7,7 @@ Benchmarks measure and print; nothing in here asserts anything about time.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -72,6 +73,23 @@ def resolve_binary(path: Path | None) -> Path:
     if not binary.exists():
         sys.exit(f"{binary} does not exist")
     return binary
+
+
+@functools.cache
+def binary_help(binary: Path) -> str:
+    result = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=60)
+    return result.stdout + result.stderr
+
+
+def kubelet_dir_args(binary: Path, directory: Path) -> list[str]:
+    """`--kubelet-dir DIRECTORY` (made if missing) for a driver in node or all mode: the node refuses
+    staging and target paths outside it, and does not start when it does not exist (the default,
+    /var/lib/kubelet, exists on a Kubernetes node only). Nothing for a binary from before the flag
+    (an A/B run against older code)."""
+    if "--kubelet-dir" not in binary_help(binary):
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    return ["--kubelet-dir", str(directory)]
 
 
 def generate_stubs():

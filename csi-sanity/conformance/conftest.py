@@ -32,7 +32,8 @@ RUN = secrets_module.token_hex(3)
 REQUIRED_ENV = {
     "CSI_SANITY_SOCKET": "Unix socket of the driver in all mode",
     "CSI_SANITY_NODE_ID": "--node-id that driver was given",
-    "CSI_SANITY_WORK_DIR": "a directory for staging/target paths, extra sockets and logs",
+    "CSI_SANITY_WORK_DIR": "a directory for extra node plugins (their sockets, logs, staging and target paths)",
+    "CSI_SANITY_KUBELET_DIR": "--kubelet-dir that driver was given (our staging and target paths go under it)",
     "CSI_SANITY_HEKETI_URL": "URL of the Heketi (test server) the driver uses",
     "CSI_SANITY_HEKETI_KEY_FILE": "file with the Heketi admin key",
     "CSI_SANITY_BRICK_ROOT": "--brick-root of the Heketi test server",
@@ -49,6 +50,7 @@ class Env:
         self.socket = Path(os.environ["CSI_SANITY_SOCKET"])
         self.node_id = os.environ["CSI_SANITY_NODE_ID"]
         self.work = Path(os.environ["CSI_SANITY_WORK_DIR"])
+        self.kubelet_dir = Path(os.environ["CSI_SANITY_KUBELET_DIR"])
         self.heketi_url = os.environ["CSI_SANITY_HEKETI_URL"]
         self.key_file = Path(os.environ["CSI_SANITY_HEKETI_KEY_FILE"])
         self.key = self.key_file.read_text().strip()
@@ -175,7 +177,7 @@ class NodeHandle:
 
 @pytest.fixture(scope="session")
 def main_node(env, node) -> NodeHandle:
-    return NodeHandle("main", node, env.node_id, env.work / "node-main")
+    return NodeHandle("main", node, env.node_id, env.kubelet_dir / "suite")
 
 
 class Resources:
@@ -291,10 +293,14 @@ class ExtraDriver:
 
 @pytest.fixture(scope="session")
 def start_extra(env):
-    """Starts more driver processes (other modes, other node IDs); all stopped at the end of the session."""
+    """Starts more driver processes (other modes, other node IDs); all stopped at the end of the session.
+    A node plugin gets `kubelet_dir` (made here) as its --kubelet-dir: its own, as on a node of its own."""
     started: list[ExtraDriver] = []
 
-    def start(name: str, *args: str) -> ExtraDriver:
+    def start(name: str, *args: str, kubelet_dir: Path | None = None) -> ExtraDriver:
+        if kubelet_dir is not None:
+            kubelet_dir.mkdir(parents=True, exist_ok=True)
+            args = (*args, "--kubelet-dir", str(kubelet_dir))
         driver = ExtraDriver(env, name, list(args))
         started.append(driver)
         return driver
@@ -307,7 +313,7 @@ def start_extra(env):
 @pytest.fixture(scope="session")
 def node_only(env, start_extra):
     return start_extra("node-only", "--mode", "node", "--node-id", "sanity-node-only",
-                       "--mount-log-dir", str(env.work / "extra/node-only/logs"))
+                       "--mount-log-dir", str(env.work / "extra/node-only/logs"), kubelet_dir=env.work / "node-only")
 
 
 @pytest.fixture(scope="session")
@@ -322,7 +328,7 @@ def two_nodes(env, rpc, start_extra) -> list[NodeHandle]:
     handles = []
     for name in ("node-b", "node-c"):
         driver = start_extra(name, "--mode", "node", "--node-id", f"sanity-{name}",
-                             "--mount-log-dir", str(env.work / "extra" / name / "logs"))
+                             "--mount-log-dir", str(env.work / "extra" / name / "logs"), kubelet_dir=env.work / name)
         handles.append(NodeHandle(name, rpc.NodeStub(driver.channel), f"sanity-{name}", env.work / name))
     return handles
 

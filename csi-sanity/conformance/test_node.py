@@ -72,9 +72,9 @@ def test_stage_refuses_a_relative_staging_path_and_block_access(pb, node, cap, v
     assert mount_at(staging) is None
 
 
-def test_unstage_requires_volume_id_and_staging_path(pb, node, volume):
+def test_unstage_requires_volume_id_and_staging_path(pb, node, volume, main_node):
     expect_code(grpc.StatusCode.INVALID_ARGUMENT, node.NodeUnstageVolume,
-                pb.NodeUnstageVolumeRequest(staging_target_path="/tmp/csi-staging"))
+                pb.NodeUnstageVolumeRequest(staging_target_path=str(main_node.staging("no-volume-id"))))
     expect_code(grpc.StatusCode.INVALID_ARGUMENT, node.NodeUnstageVolume,
                 pb.NodeUnstageVolumeRequest(volume_id=volume.volume_id))
 
@@ -112,9 +112,9 @@ def test_unpublish_requires_volume_id_and_target_path(pb, node, volume):
                 pb.NodeUnpublishVolumeRequest(volume_id=volume.volume_id))
 
 
-def test_volume_stats_requires_volume_id_and_path(pb, node, volume):
+def test_volume_stats_requires_volume_id_and_path(pb, node, volume, main_node):
     expect_code(grpc.StatusCode.INVALID_ARGUMENT, node.NodeGetVolumeStats,
-                pb.NodeGetVolumeStatsRequest(volume_path="/tmp"))
+                pb.NodeGetVolumeStatsRequest(volume_path=str(main_node.base)))
     expect_code(grpc.StatusCode.INVALID_ARGUMENT, node.NodeGetVolumeStats,
                 pb.NodeGetVolumeStatsRequest(volume_id=volume.volume_id))
 
@@ -133,11 +133,11 @@ def test_stage_of_a_volume_that_does_not_exist_is_not_found(pb, node, cap, volum
         assert mount_at(staging) is None, "a failed stage must leave nothing mounted"
 
 
-def test_volume_stats_of_a_path_that_does_not_exist_is_not_found(pb, node, volume, env):
+def test_volume_stats_of_a_path_that_does_not_exist_is_not_found(pb, node, volume, main_node):
     expect_code(grpc.StatusCode.NOT_FOUND, node.NodeGetVolumeStats, pb.NodeGetVolumeStatsRequest(
-        volume_id=volume.volume_id, volume_path=str(env.work / "no" / "such" / "path")))
+        volume_id=volume.volume_id, volume_path=str(main_node.base / "no" / "such" / "path")))
     expect_code(grpc.StatusCode.NOT_FOUND, node.NodeGetVolumeStats, pb.NodeGetVolumeStatsRequest(
-        volume_id=unknown_volume_id(), volume_path=str(env.work / "no" / "such" / "path")))
+        volume_id=unknown_volume_id(), volume_path=str(main_node.base / "no" / "such" / "path")))
 
 
 def test_volume_stats_of_a_relative_path_that_does_not_exist_is_not_found(pb, node, volume):
@@ -156,8 +156,8 @@ def test_publish_of_a_volume_that_is_not_staged_is_a_failed_precondition(pb, nod
 def test_unpublish_and_unstage_of_what_was_never_there_succeed(pb, node, volume, main_node, res):
     res.unpublish(main_node, volume, main_node.target(res.test, "never"))
     res.unstage(main_node, volume, main_node.staging(res.test, "never"))
-    node.NodeUnpublishVolume(pb.NodeUnpublishVolumeRequest(volume_id=unknown_volume_id(),
-                                                           target_path="/tmp/sanity-never-published"), timeout=TIMEOUT)
+    node.NodeUnpublishVolume(pb.NodeUnpublishVolumeRequest(
+        volume_id=unknown_volume_id(), target_path=str(main_node.target(res.test, "unknown-volume"))), timeout=TIMEOUT)
 
 
 # ------------------------------------------------------------------------ idempotency, mount table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import socket
@@ -239,7 +240,10 @@ def check_examples(context: Context, objects: list[dict], controller: RunningDri
             capability = pb.VolumeCapability(
                 mount=pb.VolumeCapability.MountVolume(mount_flags=[*document["spec"].get("mountOptions", []), sentinel]),
                 access_mode=pb.VolumeCapability.AccessMode(mode=pb.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
-            staging = node.temp / "staging" / name
+            # Where kubelet stages a CSI volume, under the node's (relocated) --kubelet-dir.
+            digest = hashlib.sha256(handle.encode()).hexdigest()
+            staging = (node.kubelet_dir / "plugins/kubernetes.io/csi" / driver_name / digest / "globalmount"
+                       if node.kubelet_dir is not None else node.temp / "staging" / name)
             request = pb.NodeStageVolumeRequest(volume_id=handle, staging_target_path=str(staging),
                                                 volume_capability=capability, volume_context=attributes)
             response, error = call(rpc.NodeStub(node.channel).NodeStageVolume, request)

@@ -112,8 +112,10 @@ class RunningDriver:
 
     # Moved under the temp dir. For cgroup-root and systemd-socket that also means they name
     # nothing: the check must never make scopes in the systemd or cgroups in the cgroup tree of the
-    # machine it runs on, so the node it starts falls back to placement none.
-    PATH_FLAGS = {"endpoint", "heketi-key-file", "heketi-ca-file", "mount-log-dir", "cgroup-root", "systemd-socket"}
+    # machine it runs on, so the node it starts falls back to placement none. kubelet-dir is made
+    # there for a node (which does not start without it), and the examples' staging paths go below.
+    PATH_FLAGS = {"endpoint", "heketi-key-file", "heketi-ca-file", "mount-log-dir", "cgroup-root", "systemd-socket",
+                  "kubelet-dir"}
 
     def __init__(self, binary: Path, driver: DriverContainer, temp: Path):
         self.driver = driver
@@ -137,6 +139,12 @@ class RunningDriver:
             target = Path(relocate(key_file, temp))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text("check-deploy-key\n")
+        # The relocated kubelet directory (None for a binary without --kubelet-dir). Only a node
+        # needs it to exist: a controller must start without it, as its pod mounts none.
+        kubelet_dir = driver.effective.get("kubelet-dir")
+        self.kubelet_dir = Path(relocate(kubelet_dir, temp)) if kubelet_dir else None
+        if self.kubelet_dir is not None and driver.mode in ("node", "all"):
+            self.kubelet_dir.mkdir(parents=True, exist_ok=True)
         self.socket = Path(socket_path(relocate(driver.effective.get("endpoint", ""), temp)))
         self.log_path = temp / f"{driver.mode}.log"
         self.command = [str(binary), *args]

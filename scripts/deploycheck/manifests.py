@@ -253,6 +253,7 @@ def check_node(driver: DriverContainer, driver_name: str, problems: Problems) ->
         kubelet[0]["mountPath"].rstrip("/") == "/var/lib/kubelet"
     problems(ok, f"{where}: /var/lib/kubelet must be the host's, mounted at the same path with Bidirectional "
              "propagation (staging and target paths are under it)")
+    check_kubelet_dir(driver, problems)
     fuse = mount_for(driver.container, "/dev/fuse")
     problems(fuse is not None and volume_named(workload, fuse[0]["name"]).get("hostPath", {}).get("path")
              == "/dev/fuse", f"{where}: /dev/fuse must be mounted from the host")
@@ -261,6 +262,32 @@ def check_node(driver: DriverContainer, driver_name: str, problems: Problems) ->
     problems(logs is not None and "hostPath" in volume_named(workload, logs[0]["name"]),
              f"{where}: --mount-log-dir {log_dir} must be on a hostPath volume so the client logs outlive "
              "the container")
+
+
+def check_kubelet_dir(driver: DriverContainer, problems: Problems) -> None:
+    """--kubelet-dir, the only directory the node mounts and unmounts under, is where kubelet's
+    directory is: the mountPath of the hostPath volume mounted with Bidirectional propagation, whose
+    host path is the same (kubelet sends host paths). Elsewhere the node refuses every staging and
+    target path kubelet sends, or does not start."""
+    kubelet_dir = driver.effective.get("kubelet-dir")
+    if kubelet_dir is None:
+        return  # a binary without the flag: nothing to agree on
+    workload, where = driver.workload, driver.where
+    shared = [m for m in driver.container.get("volumeMounts", []) if m.get("mountPropagation") == "Bidirectional"]
+    found = mount_for(driver.container, kubelet_dir)
+    mount = found[0] if found else None
+    source = volume_named(workload, mount["name"]).get("hostPath") if mount else None
+    exact = mount is not None and os.path.normpath(mount["mountPath"]) == os.path.normpath(kubelet_dir)
+    if not problems(exact and mount in shared and source is not None,
+                    f"{where}: --kubelet-dir {kubelet_dir} must be the mountPath of the hostPath volume of kubelet's "
+                    "directory, mounted with Bidirectional propagation ("
+                    + (", ".join(f"volume {m['name']} at {m['mountPath']}" for m in shared) or "there is none")
+                    + "): the node mounts and unmounts only below it; a kubelet with another --root-dir changes "
+                    "both"):
+        return
+    problems(os.path.normpath(source["path"]) == os.path.normpath(kubelet_dir),
+             f"{where}: --kubelet-dir {kubelet_dir} is the host's {source['path']} (volume {mount['name']}): kubelet "
+             "sends the host's paths, so the host path, the mountPath and --kubelet-dir must be the same directory")
 
 
 def check_placement(driver: DriverContainer, problems: Problems) -> None:
