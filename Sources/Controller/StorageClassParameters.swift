@@ -27,6 +27,17 @@ struct StorageClassParameters: Sendable, Equatable {
     init() {}
 
     init(_ parameters: [String: String]) throws(CSIError) {
+        // Keys are case-insensitive: two spellings of one key would leave the outcome to the order
+        // of a dictionary, which differs between processes.
+        var spellings: [String: String] = [:]
+        for rawKey in parameters.keys.sorted() {
+            if let other = spellings.updateValue(rawKey, forKey: rawKey.lowercased()) {
+                throw CSIError(
+                    .invalidArgument,
+                    "parameters '\(other)' and '\(rawKey)' are the same parameter (keys are case-insensitive); "
+                        + "keep one of them in the StorageClass")
+            }
+        }
         var gidMin: Int?
         var gidMax: Int?
         for (rawKey, value) in parameters {
@@ -98,7 +109,9 @@ struct StorageClassParameters: Sendable, Equatable {
     static func url(_ value: String) throws(CSIError) -> String {
         var url = value.trimmingSpaces()
         guard url.hasPrefix("http://") || url.hasPrefix("https://"),
-            url.utf8.count > 8, !url.contains(where: { $0 == " " || $0 == "#" || $0 == "?" })
+            url.utf8.count > 8,
+            // Printable ASCII only: the URL goes into every volume ID, which the node accepts only so.
+            url.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "#") && $0 != UInt8(ascii: "?") })
         else {
             throw invalid(ParameterKey.restURL, value, "an http:// or https:// URL of Heketi, e.g. http://heketi:8080")
         }

@@ -123,7 +123,7 @@ extension HeketiError {
                 pendingSpace = !output.isEmpty
                 continue
             }
-            if count >= maxReasonLength {
+            if count + (pendingSpace ? 1 : 0) >= maxReasonLength {
                 output += "…"
                 return output
             }

@@ -28,8 +28,8 @@ public struct GlusterVolumeSource: Sendable, Equatable {
         let staticName = context[Key.volume]
         if let controllerName, let staticName, controllerName != staticName {
             throw .invalidArgument(
-                "volume_context: '\(Key.glusterVolume)' (\(controllerName)) and '\(Key.volume)' (\(staticName)) "
-                    + "name different Gluster volumes; keep only one")
+                "volume_context: '\(Key.glusterVolume)' (\(printable(controllerName))) and '\(Key.volume)' "
+                    + "(\(printable(staticName))) name different Gluster volumes; keep only one")
         }
         guard let name = controllerName ?? staticName else {
             throw .invalidArgument(
@@ -58,7 +58,7 @@ public struct GlusterVolumeSource: Sendable, Equatable {
         if let gid = context[Key.gid] {
             guard let value = UInt32(gid), value != UInt32.max else {
                 throw .invalidArgument(
-                    "volume_context: '\(Key.gid)' must be a number from 0 to 4294967294, got '\(gid)'")
+                    "volume_context: '\(Key.gid)' must be a number from 0 to 4294967294, got '\(printable(gid))'")
             }
             self.gid = value
         }
@@ -153,7 +153,7 @@ public struct GlusterVolumeSource: Sendable, Equatable {
 
     static func isIPv4Address(_ host: String) -> Bool {
         var address = in_addr()
-        return inet_pton(AF_INET, host, &address) == 1
+        return !host.utf8.contains(0) && inet_pton(AF_INET, host, &address) == 1
     }
 
     static func isIPv6Address(_ host: String) -> Bool {
