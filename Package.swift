@@ -171,3 +171,23 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Fuzz targets (Sources/FuzzTargets, one executable for all; bench/fuzz and scripts/test build it).
+// They exist only with GLUSTERFS_CSI_FUZZ=1, which those scripts set together with their own scratch
+// path (.build-fuzz), -sanitize=fuzzer,address and -DGLUSTERFS_CSI_FUZZ: the targets import the
+// parsers' modules @testable, which a release build of the whole package could not compile, and
+// the plain build has no use for them.
+if Context.environment["GLUSTERFS_CSI_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(
+            name: "glusterfs-csi-fuzz",
+            dependencies: [
+                "CSICore", "CSIProto", "Controller", "Heketi", "Node", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Sources/FuzzTargets",
+            // @_extern(c): LLVMFuzzerRunDriver is declared in Swift, without a C header target.
+            swiftSettings: [.enableExperimentalFeature("Extern")]
+        )
+    )
+}

@@ -108,8 +108,10 @@ struct StorageClassParameters: Sendable, Equatable {
 
     static func url(_ value: String) throws(CSIError) -> String {
         var url = value.trimmingSpaces()
-        guard url.hasPrefix("http://") || url.hasPrefix("https://"),
-            url.utf8.count > 8,
+        let scheme = url.hasPrefix("https://") ? "https://" : "http://"
+        // A host must follow the scheme: "https:///" would otherwise shrink to "https:".
+        let afterScheme = url.dropFirst(scheme.count)
+        guard url.hasPrefix(scheme), let first = afterScheme.first, first != "/",
             // Printable ASCII only: the URL goes into every volume ID, which the node accepts only so.
             url.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "#") && $0 != UInt8(ascii: "?") })
         else {

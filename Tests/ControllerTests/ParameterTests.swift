@@ -14,6 +14,12 @@ import Testing
         (["gidMin": "100"], "parameter gidMin: expected an integer from 2000 to 2147483647, got '100'"),
         (["gidMin": "5000", "gidMax": "4000"], "gidMin must not be greater than gidMax"),
         (["resturl": "heketi:8080"], "parameter resturl: expected an http:// or https:// URL"),
+        // Found by fuzzing: no host, a non-ASCII host, a control character (all go into volume IDs).
+        (["resturl": "https:///"], "parameter resturl: expected an http:// or https:// URL"),
+        (["resturl": "http://"], "parameter resturl: expected an http:// or https:// URL"),
+        (["resturl": "http://hé:8080"], "parameter resturl: expected an http:// or https:// URL"),
+        (["resturl": "http://h\u{7}:8080"], "parameter resturl: expected an http:// or https:// URL"),
+        (["resturl": "http://a", "RESTURL": "http://b"], "parameters 'RESTURL' and 'resturl' are the same parameter"),
         (["snapfactor": "0.5"], "parameter snapfactor: expected a number from 1 to 100"),
         (["volumenameprefix": "has_underscore"], "no '_'"),
         (["volumeoptions": "justone"], "parameter volumeoptions"),

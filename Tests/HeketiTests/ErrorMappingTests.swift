@@ -95,6 +95,14 @@ private func message(_ error: HeketiError) -> String {
         #expect(message(error).count < 300)
     }
 
+    /// Found by fuzzing: a space falling exactly at the bound made the reason one character too long.
+    @Test func aSpaceAtTheBoundStillCutsAtTheBound() {
+        let text = String(repeating: "x", count: HeketiError.maxReasonLength - 1) + " yz"
+        let reason = HeketiError.shortReason(Array(text.utf8))
+        #expect(reason.count == HeketiError.maxReasonLength)
+        #expect(reason.hasSuffix("x…"))
+    }
+
     @Test(arguments: [
         (HTTPTransportError.cannotConnect("Connection refused"), "unreachable"),
         (.timedOut("Operation timed out after 5000 ms"), "timedOut"),

@@ -1,3 +1,4 @@
+import CSICore
 import Testing
 
 @testable import Node
@@ -60,6 +61,21 @@ struct GlusterVolumeSourceTests {
         ])
     func hostNames(host: String, valid: Bool) {
         #expect((GlusterVolumeSource.isHostName(host) || GlusterVolumeSource.isIPv4Address(host)) == valid)
+    }
+
+    /// Found by fuzzing: inet_pton reads a C string, so "10.0.0.1\0junk" passed as an address.
+    @Test func aHostWithANulIsNoAddress() {
+        #expect(!GlusterVolumeSource.isIPv4Address("10.0.0.1\u{0}junk"))
+        #expect(!GlusterVolumeSource.isHostName("10.0.0.1\u{0}junk"))
+    }
+
+    /// Found by fuzzing: values echoed in errors are made printable, so a message is one safe line.
+    @Test func errorsEchoValuesPrintably() {
+        var context = controllerContext
+        context["gid"] = "12\n34"
+        let expected = CSIError.invalidArgument(
+            "volume_context: 'gid' must be a number from 0 to 4294967294, got '12?34'")
+        #expect(throws: expected) { try GlusterVolumeSource(volumeContext: context) }
     }
 
     @Test("client log redaction")
