@@ -76,6 +76,9 @@ extension ControllerService {
             logger.info("adopting existing heketi volume", metadata: ["heketi.id": "\(existing.id)"])
             return existing
         }
+        if source != nil {
+            try await requireSettled(index, before: "volume \(name)")
+        }
         do throws(HeketiError) {
             let volume: HeketiVolume
             if let source {
@@ -91,7 +94,7 @@ extension ControllerService {
             case .nameInUse:
                 return try await adopt(name, heketi: heketi, index: index, logger: logger)
             case .notFound where source != nil:
-                throw CSIError(.notFound, "source volume \(source!.volume) does not exist in Heketi")
+                throw CSIError(.notFound, "source \(source!.description) does not exist in Heketi")
             default:
                 throw error
             }
@@ -145,7 +148,13 @@ extension ControllerService {
     private static func clone(
         _ source: CloneSource, as name: HeketiVolumeName, sizeGiB: Int, heketi: any HeketiAPI, index: VolumeIndex
     ) async throws(HeketiError) -> HeketiVolume {
-        var volume = try await heketi.cloneVolume(id: source.volume.heketiID, name: name.value)
+        var volume: HeketiVolume
+        do {
+            volume = try await heketi.cloneVolume(id: source.volume.heketiID, name: name.value)
+        } catch {
+            if error.leavesCreateOutcomeUnknown { await index.cloneOutcomeUnknown() }
+            throw error
+        }
         await index.record(volume)
         if sizeGiB > volume.sizeGiB {
             volume = try await heketi.expandVolume(id: volume.id, deltaGiB: sizeGiB - volume.sizeGiB)
@@ -209,9 +218,14 @@ extension ControllerService {
     }
 }
 
-/// The source of a CreateVolume that clones a volume.
-struct CloneSource: Sendable {
+/// The source of a CreateVolume that clones a volume or restores a snapshot: either way, a Heketi
+/// clone of a Heketi volume.
+struct CloneSource: Sendable, CustomStringConvertible {
+    /// The Heketi volume to clone (a snapshot's clone, for a restore).
     let volume: VolumeID
+    let isSnapshot: Bool
+
+    var description: String { isSnapshot ? "snapshot \(volume.heketiID)" : "volume \(volume)" }
 
     /// Nil when the request has no content source. Only volume sources on the same Heketi work.
     init?(
@@ -233,11 +247,24 @@ struct CloneSource: Sendable {
                         + "on \(endpoint.url); Heketi can only clone within one server")
             }
             volume = id
-        case .snapshot:
-            throw CSIError(
-                .invalidArgument, "creating a volume from a snapshot is not supported; clone a volume instead")
+            isSnapshot = false
+        case .snapshot(let source):
+            guard let id = SnapshotID(parsing: source.snapshotID) else {
+                throw CSIError(.notFound, "source snapshot '\(source.snapshotID)' does not exist")
+            }
+            let sourceEndpoint = try connections.endpoint(for: id.asVolumeID, secrets: [:])
+            guard sourceEndpoint.url == endpoint.url else {
+                throw CSIError(
+                    .invalidArgument,
+                    "snapshot \(source.snapshotID) is on Heketi \(sourceEndpoint.url), but the new volume would be "
+                        + "on \(endpoint.url); Heketi can only restore (clone) within one server")
+            }
+            volume = id.asVolumeID
+            isSnapshot = true
         case nil:
-            throw CSIError(.invalidArgument, "volume_content_source has no type; set volume.volume_id")
+            throw CSIError(
+                .invalidArgument,
+                "volume_content_source has no type; set volume.volume_id or snapshot.snapshot_id")
         }
     }
 }

@@ -21,6 +21,12 @@ extension ControllerService {
         let heketi = connections.client(for: endpoint)
         let index = connections.index(for: endpoint)
         let key = endpoint.url + "|" + id.heketiID
+        if let known = await index.volume(id: id.heketiID), HeketiSnapshotName(parsing: known.name) != nil {
+            context.logger.warning(
+                "volume ID names a snapshot's clone; nothing deleted (DeleteSnapshot deletes snapshots)",
+                metadata: ["heketi.id": "\(id.heketiID)"])
+            return Csi_V1_DeleteVolumeResponse()
+        }
         return try await volumeLocks.withLock(key) {
             _ = try await deletes.run(
                 key: key, subject: "volume \(id.heketiID) on Heketi \(endpoint.url)", deadline: waitDeadline(context)

@@ -49,7 +49,10 @@ extension ControllerService {
 
     /// The volume as Heketi knows it now; NOT_FOUND with the CSI ID when Heketi does not.
     func existingVolume(_ id: VolumeID, heketi: any HeketiAPI) async throws -> HeketiVolume {
-        guard let volume = try await heketi.volumeIfExists(id: id.heketiID) else {
+        // A snapshot's clone is a Heketi volume too, but never a CSI volume.
+        guard let volume = try await heketi.volumeIfExists(id: id.heketiID),
+            HeketiSnapshotName(parsing: volume.name) == nil
+        else {
             throw CSIError(.notFound, "volume \(id) does not exist in Heketi")
         }
         return volume

@@ -76,7 +76,8 @@ extension ControllerService {
         let endpoint = try connections.endpoint(url: nil)
         let index = connections.index(for: endpoint)
         try await index.catchUp(with: connections.client(for: endpoint))
-        let volumes = await index.allVolumes()
+        // Snapshots are Heketi volumes too; ListSnapshots lists them.
+        let volumes = await index.allVolumes().filter { HeketiSnapshotName(parsing: $0.name) == nil }
         guard offset <= volumes.count else {
             throw CSIError(
                 .aborted,

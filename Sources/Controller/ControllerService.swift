@@ -71,6 +71,7 @@ public final class ControllerService: Sendable {
     {
         var supported: [Csi_V1_ControllerServiceCapability.RPC.TypeEnum] = [
             .createDeleteVolume, .expandVolume, .cloneVolume, .getCapacity, .getVolume, .singleNodeMultiWriter,
+            .createDeleteSnapshot, .listSnapshots, .getSnapshot,
         ]
         if configuration.defaultHeketiURL != nil {
             supported.append(.listVolumes)

@@ -16,7 +16,9 @@ import Heketi
 ///   how long a volume someone else created (heketi-cli, another cluster) can go unseen when a
 ///   GID is chosen. A name held by a volume the index has not seen is not lost either: Heketi
 ///   refuses the create ("already in use") and the controller catches up and adopts it.
-/// - before every clone, because Heketi does not refuse a clone whose name is taken.
+/// - before every clone, because Heketi does not refuse a clone whose name is taken. A clone also
+///   waits for the index to be settled: a clone an earlier controller left running is invisible
+///   until it finishes, and cloning again meanwhile would make a second one.
 /// - when Heketi says a name is in use.
 ///
 /// So a repeated CreateVolume costs no scan, and a new name costs no list in steady state.
@@ -57,6 +59,22 @@ actor VolumeIndex {
     }
 
     func volume(id: String) -> HeketiVolume? { byID[id] }
+
+    /// The first volume whose name starts with `prefix` (a snapshot's clone, found by the part of
+    /// its name derived from the CSI name). Costs a pass over the names, no request.
+    func volume(namePrefix prefix: String) -> HeketiVolume? {
+        for (name, ids) in idsByName where name.hasPrefix(prefix) {
+            if let id = ids.first, let volume = byID[id] { return volume }
+        }
+        return nil
+    }
+
+    /// A clone failed in a way that leaves its outcome unknown: it may still appear, so the index
+    /// is unsettled until a catch-up at a moment Heketi has nothing in flight.
+    func cloneOutcomeUnknown() {
+        unknownOutcomes += 1
+        isSettled = false
+    }
 
     var count: Int { byID.count }
 

@@ -1,3 +1,5 @@
+import CSICore
+
 /// The per-volume glusterfs client log: where it lives, and its tail for error messages.
 ///
 /// Users debug failed mounts with the client's own words ("failed to fetch volume file", "no

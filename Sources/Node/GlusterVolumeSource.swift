@@ -180,13 +180,6 @@ func isASCIIAlphanumeric(_ byte: UInt8) -> Bool {
         || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
 }
 
-/// `text` with control characters shown as `?` and cut to 200 bytes, for quoting user input in
-/// an error message without letting it forge log lines.
-func printable(_ text: String) -> String {
-    let cleaned = String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
-    return cleaned.utf8.count <= 200 ? cleaned : String(cleaned.prefix(200)) + "…"
-}
-
 /// FNV-1a, 64 bit: a stable, seedless hash (the same on every node and in every process).
 func fnv1a64(_ text: String) -> UInt64 {
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325

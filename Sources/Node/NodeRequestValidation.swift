@@ -15,6 +15,12 @@ enum NodeRequestValidation {
                 "volume_id must be at most \(maxIDLength) bytes of printable ASCII without spaces, got '\(printable(id))'"
             )
         }
+        // A snapshot is a Heketi volume too, but mounting it would let pods write into a backup.
+        if SnapshotID(parsing: id) != nil {
+            throw .invalidArgument(
+                "volume_id '\(id)' is a snapshot ID, not a volume; restore the snapshot into a new volume "
+                    + "(a PersistentVolumeClaim whose dataSource is the VolumeSnapshot) and use that")
+        }
         return id
     }
 

@@ -40,7 +40,7 @@ enum Routes {
         return router
     }
 
-    /// Methods not registered (snapshots, publish/unpublish, modify) answer UNIMPLEMENTED, matching
+    /// Methods not registered (publish/unpublish, modify) answer UNIMPLEMENTED, matching
     /// the capabilities the controller advertises.
     ///
     /// A call refused by the limit is answered ABORTED by the methods whose CSI spec section lists
@@ -61,6 +61,10 @@ enum Routes {
         router.register(prefix + "ListVolumes", limit: limit, controller.listVolumes)
         router.register(prefix + "ControllerGetVolume", limit: limit, controller.getVolume)
         router.register(prefix + "GetCapacity", limit: limit, controller.capacity)
+        router.register(prefix + "CreateSnapshot", limit: limit, busyCode: .aborted, controller.createSnapshot)
+        router.register(prefix + "DeleteSnapshot", limit: limit, busyCode: .aborted, controller.deleteSnapshot)
+        router.register(prefix + "ListSnapshots", limit: limit, controller.listSnapshots)
+        router.register(prefix + "GetSnapshot", limit: limit, controller.getSnapshot)
     }
 
     /// NodeExpandVolume is not registered: GlusterFS grows online on the servers, so the node has

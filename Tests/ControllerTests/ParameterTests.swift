@@ -102,8 +102,10 @@ import Testing
             await csiError { _ = try await service.createVolume(xfs, context: context()) }?.code == .invalidArgument)
         var snapshot = createRequest()
         snapshot.volumeContentSource.snapshot.snapshotID = "s"
+        #expect(await csiError { _ = try await service.createVolume(snapshot, context: context()) }?.code == .notFound)
+        var noKind = createRequest()
+        noKind.volumeContentSource = Csi_V1_VolumeContentSource()
         #expect(
-            await csiError { _ = try await service.createVolume(snapshot, context: context()) }?.code
-                == .invalidArgument)
+            await csiError { _ = try await service.createVolume(noKind, context: context()) }?.code == .invalidArgument)
     }
 }

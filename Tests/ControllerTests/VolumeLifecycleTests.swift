@@ -116,7 +116,7 @@ import Testing
         #expect(
             Set(types) == [
                 .createDeleteVolume, .expandVolume, .cloneVolume, .getCapacity, .getVolume, .singleNodeMultiWriter,
-                .listVolumes,
+                .listVolumes, .createDeleteSnapshot, .listSnapshots, .getSnapshot,
             ])
         let withoutDefault = makeService(FakeHeketi(), defaultURL: nil).capabilities(.init()).capabilities.map(
             \.rpc.type)

@@ -26,6 +26,8 @@ import Testing
         ("CreateVolume", StatusCode.aborted), ("DeleteVolume", .aborted), ("ControllerExpandVolume", .aborted),
         ("ValidateVolumeCapabilities", .resourceExhausted), ("ListVolumes", .resourceExhausted),
         ("ControllerGetVolume", .resourceExhausted), ("GetCapacity", .resourceExhausted),
+        ("CreateSnapshot", .aborted), ("DeleteSnapshot", .aborted), ("ListSnapshots", .resourceExhausted),
+        ("GetSnapshot", .resourceExhausted),
     ])
     func controllerMethodsAreLimited(_ method: String, _ busyCode: StatusCode) throws {
         let route = try #require(try router(maxControllerCalls: "5").route(for: "/csi.v1.Controller/" + method))

@@ -36,6 +36,9 @@ private let stageCases: [InvalidCase] = [
     InvalidCase("no volume ID", "volume_id is required") { $0.volumeID = "" },
     InvalidCase("volume ID with a space", "volume_id must be") { $0.volumeID = "a b" },
     InvalidCase("volume ID too long", "at most 128") { $0.volumeID = String(repeating: "x", count: 129) },
+    InvalidCase("a snapshot ID", "is a snapshot ID, not a volume") {
+        $0.volumeID = "s1:0123456789abcdef0123456789abcdef:http://heketi:8080"
+    },
     InvalidCase("no staging path", "staging_target_path is required") { $0.stagingTargetPath = "" },
     InvalidCase("relative staging path", "absolute, clean") { $0.stagingTargetPath = "var/lib/x" },
     InvalidCase("staging path with ..", "absolute, clean") { $0.stagingTargetPath = "/var/lib/../etc" },
