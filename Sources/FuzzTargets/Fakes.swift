@@ -5,6 +5,8 @@ import Logging
 import Node
 import Synchronization
 
+@testable import Controller
+
 // The backends of the CSI requests target. They answer questions (what exists, what is mounted)
 // from a scenario the input chose, record every call, and refuse every change with an error: a
 // request is followed to the handler's first backend call, and nothing outside the process is
@@ -42,8 +44,14 @@ final class FakeHeketi: HeketiAPI {
     }
 
     private func existing(_ id: String) -> HeketiVolume {
-        HeketiVolume(
-            id: id, name: "vol_" + id.prefix(8), sizeGiB: scenario.existingSizeGiB, clusterID: Self.clusterID,
+        let name =
+            scenario.volumesAreSnapshots
+            ? HeketiSnapshotName(
+                csiName: "snapshot-" + id, createdSeconds: 1_764_662_400, sourceHeketiID: Self.listedID
+            )
+            .value : "vol_" + id.prefix(8)
+        return HeketiVolume(
+            id: id, name: name, sizeGiB: scenario.existingSizeGiB, clusterID: Self.clusterID,
             gid: 2001, durability: .replicate(3), hosts: ["10.0.0.11", "gluster-2.example.com"], brickCount: 3)
     }
 
@@ -94,12 +102,15 @@ struct ControllerScenario: Sendable {
     var volumesGone: Bool
     /// `GET /volumes` lists one volume.
     var listsVolume: Bool
+    /// Every volume Heketi has is named as a snapshot's clone.
+    var volumesAreSnapshots: Bool
 
     init(_ byte: UInt8) {
         noDefaultHeketi = byte & 1 != 0
         existingSizeGiB = [1, 2, 10, 100][Int(byte >> 1) & 3]
         volumesGone = byte & 8 != 0
         listsVolume = byte & 16 != 0
+        volumesAreSnapshots = byte & 32 != 0
     }
 }
 

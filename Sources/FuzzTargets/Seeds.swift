@@ -207,6 +207,38 @@ enum Seeds {
         nodeExpand.capacityRange = range(10 << 30)
         nodeExpand.secrets = ["key": "My Secret Heketi Key"]
         seeds.append(("node-expand", "NodeExpandVolume", (0, 0), nodeExpand))
+
+        // As csi-snapshotter sends them (--extra-create-metadata), and restores as the provisioner does.
+        let snapshotID = "s1:7d2e9f0a1b3c4d5e6f708192a3b4c5d6:http://heketi.fuzz:8080"
+        var snapshot = Csi_V1_CreateSnapshotRequest()
+        snapshot.name = "snapshot-5b8f2c1e-9d4a-4e7b-8c3f-1a2b3c4d5e6f"
+        snapshot.sourceVolumeID = volumeID
+        snapshot.secrets = ["key": "My Secret Heketi Key"]
+        snapshot.parameters = [
+            "csi.storage.k8s.io/volumesnapshot/name": "nightly", "csi.storage.k8s.io/volumesnapshot/namespace": "db",
+            "csi.storage.k8s.io/volumesnapshotcontent/name": "snapcontent-5b8f2c1e",
+        ]
+        seeds.append(("create-snapshot", "CreateSnapshot", (0, 0), snapshot))
+        seeds.append(("create-snapshot-existing", "CreateSnapshot", (16 | 32, 0), snapshot))
+        var deleteSnapshot = Csi_V1_DeleteSnapshotRequest()
+        deleteSnapshot.snapshotID = snapshotID
+        deleteSnapshot.secrets = ["key": "My Secret Heketi Key"]
+        seeds.append(("delete-snapshot", "DeleteSnapshot", (32, 0), deleteSnapshot))
+        var listSnapshots = Csi_V1_ListSnapshotsRequest()
+        listSnapshots.maxEntries = 2
+        seeds.append(("list-snapshots", "ListSnapshots", (16 | 32, 0), listSnapshots))
+        listSnapshots.sourceVolumeID = volumeID
+        seeds.append(("list-snapshots-of-source", "ListSnapshots", (16 | 32, 0), listSnapshots))
+        var getSnapshot = Csi_V1_GetSnapshotRequest()
+        getSnapshot.snapshotID = snapshotID
+        seeds.append(("get-snapshot", "GetSnapshot", (32, 0), getSnapshot))
+        var restore = Csi_V1_CreateVolumeRequest()
+        restore.name = "pvc-restored"
+        restore.capacityRange = range(5 << 30)
+        restore.volumeCapabilities = [capability(.multiNodeMultiWriter)]
+        restore.parameters = ["resturl": "http://heketi.fuzz:8080"]
+        restore.volumeContentSource.snapshot.snapshotID = snapshotID
+        seeds.append(("create-from-snapshot", "CreateVolume", (32, 0), restore))
         return seeds
     }
 }

@@ -64,6 +64,10 @@ enum CSIRequestsTarget {
         node("NodeGetInfo", paths: { _ in (nil, []) }) { try await $0.getInfo($1, context: $2) },
         node("NodeGetCapabilities", paths: { _ in (nil, []) }) { try await $0.getCapabilities($1, context: $2) },
         node("NodeExpandVolume", paths: { _ in (nil, []) }) { try await $0.expandVolume($1, context: $2) },
+        controller("CreateSnapshot", check: checkCreateSnapshot) { try await $0.createSnapshot($1, context: $2) },
+        controller("DeleteSnapshot") { try await $0.deleteSnapshot($1, context: $2) },
+        controller("ListSnapshots", check: checkListSnapshots) { try await $0.listSnapshots($1, context: $2) },
+        controller("GetSnapshot", check: checkGetSnapshot) { try await $0.getSnapshot($1, context: $2) },
     ]
 
     static func run(_ bytes: [UInt8]) {
@@ -249,6 +253,39 @@ extension CSIRequestsTarget {
         if case .some(.some(let error)) = stage {
             fatalError("property violated: the node refuses a volume the controller made: \(error)")
         }
+    }
+
+    /// A snapshot the controller describes: its ID is a snapshot's and never a volume's, its
+    /// source is a volume ID, and the node refuses the snapshot as a volume.
+    static func checkSnapshot(_ snapshot: Csi_V1_Snapshot) {
+        expect(SnapshotID(parsing: snapshot.snapshotID) != nil, "the snapshot ID '\(snapshot.snapshotID)'")
+        expect(VolumeID(parsing: snapshot.snapshotID) == nil, "the snapshot ID '\(snapshot.snapshotID)' is a volume's")
+        expect(VolumeID(parsing: snapshot.sourceVolumeID) != nil, "the source ID '\(snapshot.sourceVolumeID)'")
+        expect(snapshot.hasCreationTime && snapshot.sizeBytes > 0, "snapshot without time or size")
+        expect(
+            (try? NodeRequestValidation.volumeID(snapshot.snapshotID)) == nil,
+            "the node accepts the snapshot ID '\(snapshot.snapshotID)' as a volume")
+    }
+
+    static func checkCreateSnapshot(
+        _ request: Csi_V1_CreateSnapshotRequest, _ response: Csi_V1_CreateSnapshotResponse, _: ControllerRun
+    ) {
+        checkSnapshot(response.snapshot)
+        expect(response.snapshot.sourceVolumeID == request.sourceVolumeID, "a snapshot of another source")
+    }
+
+    static func checkListSnapshots(
+        _ request: Csi_V1_ListSnapshotsRequest, _ response: Csi_V1_ListSnapshotsResponse, _: ControllerRun
+    ) {
+        for entry in response.entries { checkSnapshot(entry.snapshot) }
+        if request.maxEntries > 0 { expect(response.entries.count <= request.maxEntries, "more than max_entries") }
+    }
+
+    static func checkGetSnapshot(
+        _ request: Csi_V1_GetSnapshotRequest, _ response: Csi_V1_GetSnapshotResponse, _: ControllerRun
+    ) {
+        checkSnapshot(response.snapshot)
+        expect(response.snapshot.snapshotID == request.snapshotID, "GetSnapshot answered another snapshot")
     }
 
     static func checkCreate(

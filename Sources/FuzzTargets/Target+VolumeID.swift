@@ -2,9 +2,9 @@
 @testable import Controller
 @testable import Node
 
-/// Volume IDs (`Sources/CSICore/VolumeID.swift`, docs/volume-id.md), as the controller parses them
-/// from requests, builds them from Heketi's answers, and the node checks them. (The driver has no
-/// snapshot IDs: it does not offer snapshots.)
+/// Volume and snapshot IDs (`Sources/CSICore/VolumeID.swift`, `SnapshotID.swift`,
+/// docs/volume-id.md), as the controller parses them from requests, builds them from Heketi's
+/// answers, and the node checks them; and the snapshot clones' Heketi names.
 ///
 /// Input: the ID's text.
 enum VolumeIDTarget {
@@ -34,6 +34,9 @@ enum VolumeIDTarget {
             }
         }
 
+        checkSnapshotID(text)
+        checkSnapshotName(text)
+
         // Built from parts as CreateVolume does: Heketi's ID and a validated URL.
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
         let heketiID = String(parts[0])
@@ -50,5 +53,33 @@ enum VolumeIDTarget {
         if url.isEmpty || (try? StorageClassParameters.url(url)) == url {
             expect(VolumeID(parsing: built.description) == built, "built ID '\(built)' does not parse back")
         }
+    }
+
+    /// A snapshot ID is never a volume ID, prints back as itself, and the node refuses it.
+    static func checkSnapshotID(_ text: String) {
+        guard let id = SnapshotID(parsing: text) else { return }
+        expect(VolumeID(parsing: text) == nil, "'\(text)' parsed as a volume and a snapshot")
+        expect(id.description == text, "'\(text)' parsed to a snapshot ID that prints as '\(id)'")
+        expect(
+            (try? SnapshotID(heketiID: id.heketiID, heketiURL: id.heketiURL)) == id,
+            "'\(text)' parses but cannot be built from its parts")
+        expect((try? NodeRequestValidation.volumeID(text)) == nil, "the node accepts the snapshot ID '\(text)'")
+    }
+
+    /// Clone names: a name that parses prints back as itself, and no volume name ever parses.
+    static func checkSnapshotName(_ text: String) {
+        if let name = HeketiSnapshotName(parsing: text) {
+            let again = HeketiSnapshotName(
+                csiName: "", createdSeconds: name.createdSeconds, sourceHeketiID: name.sourceHeketiID)
+            expect(
+                again.value.dropFirst(18) == name.value.dropFirst(18),
+                "snapshot name '\(text)' does not rebuild from its time and source")
+        }
+        let volumeName = HeketiVolumeName(csiName: text, prefix: nil, pvcNamespace: nil, pvcName: nil)
+        expect(
+            HeketiSnapshotName(parsing: volumeName.value) == nil, "volume name '\(volumeName)' looks like a snapshot")
+        let snapshotName = HeketiSnapshotName(
+            csiName: text, createdSeconds: Int64(text.utf8.count) * 1_000_003, sourceHeketiID: FakeHeketi.listedID)
+        expect(HeketiSnapshotName(parsing: snapshotName.value) == snapshotName, "'\(snapshotName)' does not parse back")
     }
 }
