@@ -92,6 +92,23 @@ BREAKAGES = [
     ("validate: wrong type in an example", "validate", "deploy/examples/pvc-gluster-pvc-10g.yaml",
      "  accessModes:\n    - ReadWriteMany", "  accessModes: ReadWriteMany", "is not of type 'array'"),
     # The API server stores 10k and 64Mi; a manifest saying otherwise is "configured" on every apply.
+    # The snapshot CRD kinds, against our schemas (scripts/deploycheck/crds.py).
+    ("validate: a VolumeSnapshotClass deletionPolicy that does not exist", "validate",
+     "deploy/examples/volumesnapshotclass-glusterfs.yaml", "deletionPolicy: Delete", "deletionPolicy: Remove",
+     "'Remove' is not one of ['Delete', 'Retain'] (at deletionPolicy)"),
+    ("validate: an unknown VolumeSnapshot field", "validate", "deploy/examples/volumesnapshot-gluster-pvc-10g.yaml",
+     "  volumeSnapshotClassName: glusterfs-snapshot", "  snapshotClassName: glusterfs-snapshot",
+     "('snapshotClassName' was unexpected) (at spec)"),
+    ("validate: a VolumeSnapshot with two sources", "validate", "deploy/examples/volumesnapshot-gluster-pvc-10g.yaml",
+     "    persistentVolumeClaimName: gluster-pvc-10g\n",
+     "    persistentVolumeClaimName: gluster-pvc-10g\n    volumeSnapshotContentName: snapcontent-1\n",
+     "has too many properties (at spec/source)"),
+    ("validate: VolumeSnapshot metadata against ObjectMeta", "validate",
+     "deploy/examples/volumesnapshot-gluster-pvc-10g.yaml", "  namespace: default", "  namespaces: default",
+     "('namespaces' was unexpected) (at metadata)"),
+    ("validate: a snapshot kind we have no schema for", "validate",
+     "deploy/examples/volumesnapshot-gluster-pvc-10g.yaml", "apiVersion: snapshot.storage.k8s.io/v1",
+     "apiVersion: snapshot.storage.k8s.io/v1beta1", "has no schema in scripts/deploycheck/crds.py"),
     ("validate: a quota count the API server rewrites", "validate", "deploy/base/namespace.yaml",
      "    pods: 10k\n", '    pods: "10000"\n', "spec.hard.pods: write '10000' as '10k'"),
     ("validate: a memory request the API server rewrites", "validate", "deploy/base/node.yaml",
@@ -127,14 +144,44 @@ BREAKAGES = [
      "                  fieldPath: metadata.namespace\n          ports:\n            - name: provisioner",
      "--csi-address /csi/provisioner.sock is not the driver's socket"),
     ("agreement: a sidecar flag its version lacks", "agreement", "deploy/base/controller.yaml",
-     "- --extra-create-metadata=true", "- --extra-create-metadta=true",
+     "- --extra-create-metadata=true\n            # How long", "- --extra-create-metadta=true\n            # How long",
      "has no flag -extra-create-metadta"),
+    ("agreement: a snapshotter flag its version lacks", "agreement", "deploy/base/controller.yaml",
+     "- --http-endpoint=:8082", "- --http-endpont=:8082", "csi-snapshotter:v8.6.0 has no flag -http-endpont"),
     ("agreement: provisioner timeout too short for Heketi", "agreement", "deploy/base/controller.yaml",
-     "            - --timeout=300s\n            # No snapshot", "            - --timeout=10s\n            # No snapshot",
+     "            - --timeout=300s\n            # Restores", "            - --timeout=10s\n            # Restores",
      "is too short for Heketi"),
+    ("agreement: snapshotter timeout too short for a clone", "agreement", "deploy/base/controller.yaml",
+     "            - --timeout=300s\n            # The VolumeSnapshot's", "            - --timeout=30s\n            # The "
+     "VolumeSnapshot's", "csi-snapshotter: --timeout 30s is too short for a Heketi clone"),
+    # The API server's client-side rate limit: the default 5 qps is what bulk provisioning waits on.
+    ("agreement: the resizer back at the default API rate", "agreement", "deploy/base/controller.yaml",
+     "wait on the client.\n            - --kube-api-qps=100\n", "wait on the client.\n",
+     "container csi-resizer: --kube-api-qps 5 (default) keeps the client-side rate limit at or below the default 5"),
+    ("agreement: the provisioner's snapshot-finalizer sweeper off", "agreement", "deploy/base/controller.yaml",
+     "            - --kube-api-burst=200\n            - --http-endpoint=:8080",
+     "            - --kube-api-burst=200\n            - --snapshot-orphan-sweep-interval=0\n"
+     "            - --http-endpoint=:8080", "--snapshot-orphan-sweep-interval=0 with a csi-snapshotter in the pod"),
     ("agreement: lease name of another driver", "agreement", "deploy/base/rbac-controller.yaml",
      'resourceNames: ["glusterfs-csi-heketi-io"]', 'resourceNames: ["glusterfs-csi"]',
      "no lease rule for 'glusterfs-csi-heketi-io'"),
+    ("agreement: the snapshotter's lease misnamed", "agreement", "deploy/base/rbac-controller.yaml",
+     'resourceNames: ["external-snapshotter-leader-glusterfs-csi-heketi-io"]',
+     'resourceNames: ["external-snapshotter-glusterfs-csi-heketi-io"]',
+     "no lease rule for 'external-snapshotter-leader-glusterfs-csi-heketi-io'"),
+    # RBAC: what each sidecar in the pod needs, granted to the pod's ServiceAccount.
+    ("agreement: the snapshotter cannot patch content status", "agreement", "deploy/base/rbac-controller.yaml",
+     '    resources: ["volumesnapshotcontents/status"]\n    verbs: ["update", "patch"]',
+     '    resources: ["volumesnapshotcontents/status"]\n    verbs: ["update"]',
+     "csi-snapshotter needs patch on volumesnapshotcontents/status (snapshot.storage.k8s.io) cluster-wide"),
+    ("agreement: the provisioner cannot protect a snapshot it restores", "agreement",
+     "deploy/base/rbac-controller.yaml",
+     '    resources: ["volumesnapshots"]\n    verbs: ["get", "list", "watch", "update"]',
+     '    resources: ["volumesnapshots"]\n    verbs: ["get", "list", "watch"]',
+     "csi-provisioner needs update on volumesnapshots (snapshot.storage.k8s.io) cluster-wide"),
+    ("agreement: the resizer's ClusterRole unbound", "agreement", "deploy/base/rbac-controller.yaml",
+     "  kind: ClusterRole\n  name: glusterfs-csi-resizer\n", "  kind: ClusterRole\n  name: glusterfs-csi-resizr\n",
+     "csi-resizer needs patch on persistentvolumeclaims/status cluster-wide"),
     ("agreement: image tag is not the binary's version", "agreement", "deploy/base/node.yaml",
      "          image: glusterfs-csi:0.1.0", "          image: glusterfs-csi:0.2.0",
      "image tag 0.2.0 is not the binary's version"),
@@ -200,6 +247,26 @@ BREAKAGES = [
     ("agreement: StorageClass parameter the binary rejects", "agreement",
      "deploy/examples/storageclass-glusterfs-rep3.yaml",
      'volumetype: "replicate:3"', 'volumetype: "raid5"', "answered CreateVolume with INVALID_ARGUMENT"),
+    # Snapshot examples against the manifests and the binary.
+    ("agreement: VolumeSnapshotClass of another driver", "agreement",
+     "deploy/examples/volumesnapshotclass-glusterfs.yaml", "driver: glusterfs.csi.heketi.io",
+     "driver: gluster.example.com", "driver gluster.example.com is not glusterfs.csi.heketi.io"),
+    ("agreement: VolumeSnapshotClass parameter the binary rejects", "agreement",
+     "deploy/examples/volumesnapshotclass-glusterfs.yaml", "parameters:\n", "parameters:\n  snapfactor: \"2\"\n",
+     "answered CreateSnapshot with INVALID_ARGUMENT"),
+    ("agreement: snapshotter Secret where the controller may not read it", "agreement",
+     "deploy/examples/volumesnapshotclass-glusterfs.yaml",
+     "csi.storage.k8s.io/snapshotter-secret-namespace: glusterfs-csi",
+     "csi.storage.k8s.io/snapshotter-secret-namespace: default",
+     "snapshotter Secret is in namespace default, where the controller may not read Secrets"),
+    ("agreement: VolumeSnapshot of a claim that is no example", "agreement",
+     "deploy/examples/volumesnapshot-gluster-pvc-10g.yaml", "persistentVolumeClaimName: gluster-pvc-10g",
+     "persistentVolumeClaimName: gluster-pvc-20g", "source claim gluster-pvc-20g is no example PVC in namespace default"),
+    ("agreement: restore smaller than the snapshot", "agreement", "deploy/examples/pvc-gluster-pvc-10g-restored.yaml",
+     "storage: 20Gi", "storage: 5Gi", "less than the snapshot's restore size"),
+    ("agreement: restore from a snapshot that is no example", "agreement",
+     "deploy/examples/pvc-gluster-pvc-10g-restored.yaml", "    name: gluster-pvc-10g-snap",
+     "    name: gluster-pvc-10g-snapshot", "dataSource gluster-pvc-10g-snapshot is no example VolumeSnapshot"),
     ("agreement: Secret where the controller may not read it", "agreement",
      "deploy/examples/storageclass-glusterfs-none.yaml",
      "csi.storage.k8s.io/provisioner-secret-namespace: glusterfs-csi",
@@ -269,6 +336,31 @@ def test_docs_require_the_upgrade_page(binary, tree):
     result = check(binary, "docs", root=tree.root)
     assert result.returncode == 1, result.stdout
     assert "docs/upgrade.md is missing" in result.stdout, result.stdout
+
+
+def test_docs_require_the_snapshot_page(binary, tree):
+    tree.delete("docs/snapshots.md")
+    result = check(binary, "docs", root=tree.root)
+    assert result.returncode == 1, result.stdout
+    assert "docs/snapshots.md is missing" in result.stdout, result.stdout
+
+
+def test_agreement_requires_a_snapshotter_when_the_binary_offers_snapshots(binary, tree):
+    """The driver offers CREATE_DELETE_SNAPSHOT: without the sidecar, VolumeSnapshots would wait forever."""
+    import re
+
+    path = tree.root / "deploy/base/controller.yaml"
+    text, count = re.subn(r"        - name: csi-snapshotter\n.*?(?=        - name: liveness-probe\n)", "",
+                          path.read_text(), flags=re.DOTALL)
+    assert count == 1
+    path.write_text(text)
+    # Its Lease goes too, or the check stops at a lease no sidecar uses before asking the binary.
+    tree.edit("deploy/base/rbac-controller.yaml",
+              '    resourceNames: ["external-snapshotter-leader-glusterfs-csi-heketi-io"]\n', "")
+    result = check(binary, "agreement", root=tree.root)
+    assert result.returncode == 1, result.stdout
+    assert "the binary offers snapshots (CREATE_DELETE_SNAPSHOT) but the pod has no csi-snapshotter" in result.stdout, \
+        result.stdout
 
 
 def test_docs_require_every_placement_on_the_upgrade_page(binary, tree):

@@ -52,9 +52,13 @@ def check_running_controller(running: RunningDriver, driver_name: str, version: 
                  f"{where}: CREATE_DELETE_VOLUME and a csi-provisioner sidecar must come together")
         problems((Type.EXPAND_VOLUME in rpcs) == ("csi-resizer" in sidecars),
                  f"{where}: EXPAND_VOLUME and a csi-resizer sidecar must come together")
-        problems(Type.CREATE_DELETE_SNAPSHOT not in rpcs,
-                 f"{where}: the binary offers snapshots; the manifests deploy no snapshotter and disable the "
-                 "provisioner's snapshot handling")
+        # csi-snapshotter exits at start when the driver lacks CREATE_DELETE_SNAPSHOT, and without
+        # it VolumeSnapshots of the driver's volumes would wait forever.
+        offers = Type.CREATE_DELETE_SNAPSHOT in rpcs
+        problems(offers == ("csi-snapshotter" in sidecars),
+                 f"{where}: the binary offers snapshots (CREATE_DELETE_SNAPSHOT) but the pod has no csi-snapshotter"
+                 if offers else f"{where}: the pod runs a csi-snapshotter but the binary does not offer "
+                 "CREATE_DELETE_SNAPSHOT: the sidecar would exit at start")
     probe, error = call(identity.Probe, pb.ProbeRequest())
     problems(error is None and probe.ready.value, f"{where}: Probe is not ready: {error}")
 
@@ -147,6 +151,9 @@ def check_examples(context: Context, objects: list[dict], controller: RunningDri
     classes = {d["metadata"]["name"]: d for _, d in examples if d["kind"] == "StorageClass"}
     claims = {(d["metadata"].get("namespace", "default"), d["metadata"]["name"]): d
               for _, d in examples if d["kind"] == "PersistentVolumeClaim"}
+    snapshot_classes = {d["metadata"]["name"]: d for _, d in examples if d["kind"] == "VolumeSnapshotClass"}
+    snapshots = {(d["metadata"].get("namespace", "default"), d["metadata"]["name"]): d
+                 for _, d in examples if d["kind"] == "VolumeSnapshot"}
     fed = 0
     for path, document in examples:
         kind, name = document["kind"], document["metadata"]["name"]
@@ -181,32 +188,42 @@ def check_examples(context: Context, objects: list[dict], controller: RunningDri
                 continue
             # CreateVolume as external-provisioner sends it, Heketi moved to a closed local port:
             # parameter validation must pass, and the call must fail only for want of Heketi.
-            sent = dict(parameters)
-            for key in list(sent):
-                if key.lower() == "resturl":
-                    sent[key] = f"http://127.0.0.1:{closed_port()}"
-            sent = {k: v for k, v in sent.items() if not re.match(r"csi\.storage\.k8s\.io/.*-secret-", k)}
-            sent.update({"csi.storage.k8s.io/pvc/name": "check-deploy", "csi.storage.k8s.io/pvc/namespace": "default",
-                         "csi.storage.k8s.io/pv/name": "pvc-check-deploy"})
+            sent, reached = closed_heketi(parameters)
             capability = pb.VolumeCapability(
                 mount=pb.VolumeCapability.MountVolume(mount_flags=document.get("mountOptions", [])),
                 access_mode=pb.VolumeCapability.AccessMode(mode=pb.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
             request = pb.CreateVolumeRequest(name=f"pvc-check-deploy-{name}", parameters=sent, secrets=secrets,
                                              volume_capabilities=[capability],
                                              capacity_range=pb.CapacityRange(required_bytes=10 << 30))
-            import grpc
             response, error = call(rpc.ControllerStub(controller.channel).CreateVolume, request, timeout=30)
             fed += 1
-            code = error.code() if error else grpc.StatusCode.OK
-            reached = [v for k, v in sent.items() if k.lower() == "resturl"]
-            problems(code == grpc.StatusCode.UNAVAILABLE and all(url in (error.details() or "") for url in reached),
-                     f"{where}: the binary answered CreateVolume with {code.name}"
-                     f"{': ' + error.details() if error else ''} — expected only UNAVAILABLE for the unreachable "
-                     f"Heketi {', '.join(reached)}")
+            problems(answered_unavailable(error, reached),
+                     f"{where}: the binary answered CreateVolume with {describe(error)} — expected only UNAVAILABLE "
+                     f"for the unreachable Heketi {', '.join(reached)}")
+        elif kind == "VolumeSnapshotClass":
+            fed += check_snapshot_class(document, where, examples, readable, controller, driver_name, problems)
+        elif kind == "VolumeSnapshot":
+            namespace_of = document["metadata"].get("namespace", "default")
+            source = document["spec"]["source"].get("persistentVolumeClaimName")
+            problems(source is None or (namespace_of, source) in claims,
+                     f"{where}: source claim {source} is no example PVC in namespace {namespace_of} (a VolumeSnapshot "
+                     "takes a claim of its own namespace)")
+            class_name = document["spec"].get("volumeSnapshotClassName")
+            problems(class_name in snapshot_classes,
+                     f"{where}: volumeSnapshotClassName {class_name} is no example VolumeSnapshotClass")
+            claim = claims.get((namespace_of, source))
+            if claim is not None:
+                claim_class = classes.get(claim["spec"].get("storageClassName"), {})
+                problems(claim_class.get("provisioner") == driver_name,
+                         f"{where}: source claim {source} is not a volume of {driver_name}")
         elif kind == "PersistentVolumeClaim":
             class_name = document["spec"].get("storageClassName")
             problems(class_name == "" or class_name in classes,
                      f"{where}: storageClassName {class_name} is no example StorageClass")
+            source = document["spec"].get("dataSource") or document["spec"].get("dataSourceRef")
+            if source and source.get("kind") == "VolumeSnapshot":
+                fed += check_restore(document, source, where, examples, classes, claims, snapshots, controller,
+                                     problems)
         elif kind == "Pod":
             for volume in document["spec"].get("volumes", []):
                 claim = volume.get("persistentVolumeClaim", {}).get("claimName")
@@ -252,6 +269,135 @@ def check_examples(context: Context, objects: list[dict], controller: RunningDri
                      f"{where}: the node rejected the PV's volume context or mount options: "
                      f"{error.details() if error else 'it tried to mount'}")
     return fed
+
+
+def request_bytes(claim: dict) -> int | None:
+    """A claim's storage request in bytes (None if missing or not a quantity)."""
+    from .kube import canonical_quantity
+
+    text = str(claim.get("spec", {}).get("resources", {}).get("requests", {}).get("storage", ""))
+    if canonical_quantity(text) is None:
+        return None
+    match = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?", text)
+    if match is None:
+        return None
+    powers = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+              "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+    return int(match.group(1)) * powers.get(match.group(2) or "", 1)
+
+
+def closed_heketi(parameters: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """StorageClass parameters as external-provisioner sends them, Heketi moved to a closed local
+    port: the call must pass validation and fail only for want of Heketi. Returns them and the URLs."""
+    sent = dict(parameters)
+    for key in list(sent):
+        if key.lower() == "resturl":
+            sent[key] = f"http://127.0.0.1:{closed_port()}"
+    sent = {k: v for k, v in sent.items() if not re.match(r"csi\.storage\.k8s\.io/.*-secret-", k)}
+    sent.update({"csi.storage.k8s.io/pvc/name": "check-deploy", "csi.storage.k8s.io/pvc/namespace": "default",
+                 "csi.storage.k8s.io/pv/name": "pvc-check-deploy"})
+    return sent, [v for k, v in sent.items() if k.lower() == "resturl"]
+
+
+def answered_unavailable(error, urls: list[str]) -> bool:
+    """The answer of a call whose Heketi is a closed port: UNAVAILABLE naming it, nothing else."""
+    import grpc
+
+    return error is not None and error.code() == grpc.StatusCode.UNAVAILABLE and \
+        all(url in (error.details() or "") for url in urls)
+
+
+def describe(error) -> str:
+    return f"{error.code().name}: {error.details()}" if error is not None else "OK"
+
+
+# A Heketi volume ID for requests naming a volume or snapshot that does not exist.
+FAKE_HEKETI_ID = "0123456789abcdef0123456789abcdef"
+
+
+def check_snapshot_class(document: dict, where: str, examples: list[tuple[Path, dict]], readable: set[str],
+                         controller: RunningDriver | None, driver_name: str, problems: Problems) -> int:
+    """A VolumeSnapshotClass: this driver's, its Secret readable and present, and its parameters
+    accepted by the binary's CreateSnapshot (as csi-snapshotter sends it, without the
+    csi.storage.k8s.io/ keys it consumes itself). Returns how many calls were made."""
+    parameters = {k: str(v) for k, v in (document.get("parameters") or {}).items()}
+    problems(document.get("driver") == driver_name, f"{where}: driver {document.get('driver')} is not {driver_name}")
+    secrets = {}
+    for prefix in ["snapshotter", "snapshotter-list"]:
+        name = parameters.get(f"csi.storage.k8s.io/{prefix}-secret-name")
+        namespace = parameters.get(f"csi.storage.k8s.io/{prefix}-secret-namespace")
+        if not problems(bool(name) == bool(namespace),
+                        f"{where}: csi.storage.k8s.io/{prefix}-secret-name and -namespace go together"):
+            continue
+        if not name:
+            continue
+        problems(namespace in readable,
+                 f"{where}: {prefix} Secret is in namespace {namespace}, where the controller may not read Secrets "
+                 f"(it may in: {', '.join(sorted(readable)) or 'none'})")
+        key = secret_key(examples, name, namespace)
+        if problems(key is not None, f"{where}: no example Secret {namespace}/{name} with key 'key'"):
+            secrets = {"key": key}
+    if controller is None:
+        return 0
+    pb, rpc = Stubs.load()
+    # The sidecar strips the csi.storage.k8s.io/ keys it knows and adds the VolumeSnapshot's names.
+    sent = {k: v for k, v in parameters.items() if not k.startswith("csi.storage.k8s.io/")}
+    sent.update({"csi.storage.k8s.io/volumesnapshot/name": "check-deploy",
+                 "csi.storage.k8s.io/volumesnapshot/namespace": "default",
+                 "csi.storage.k8s.io/volumesnapshotcontent/name": "snapcontent-check-deploy"})
+    url = f"http://127.0.0.1:{closed_port()}"
+    request = pb.CreateSnapshotRequest(name=f"snapshot-check-deploy-{document['metadata']['name']}",
+                                       source_volume_id=f"v1:{FAKE_HEKETI_ID}:{url}", secrets=secrets,
+                                       parameters=sent)
+    _, error = call(rpc.ControllerStub(controller.channel).CreateSnapshot, request, timeout=30)
+    problems(answered_unavailable(error, [url]),
+             f"{where}: the binary answered CreateSnapshot with {describe(error)} — expected only UNAVAILABLE for the "
+             f"unreachable Heketi {url}")
+    return 1
+
+
+def check_restore(claim: dict, source: dict, where: str, examples: list[tuple[Path, dict]], classes: dict[str, dict],
+                  claims: dict, snapshots: dict, controller: RunningDriver | None, problems: Problems) -> int:
+    """A claim restored from a VolumeSnapshot: the snapshot is an example of the claim's namespace,
+    the claim asks at least the snapshot's source size (its restore size), and the binary accepts
+    the restore (CreateVolume with a snapshot source on the class's Heketi). Returns calls made."""
+    namespace = claim["metadata"].get("namespace", "default")
+    problems(source.get("apiGroup") == "snapshot.storage.k8s.io",
+             f"{where}: dataSource kind VolumeSnapshot needs apiGroup snapshot.storage.k8s.io")
+    snapshot = snapshots.get((namespace, source.get("name")))
+    if not problems(snapshot is not None and not source.get("namespace"),
+                    f"{where}: dataSource {source.get('name')} is no example VolumeSnapshot in namespace {namespace}"):
+        return 0
+    origin = claims.get((namespace, snapshot["spec"]["source"].get("persistentVolumeClaimName")))
+    wanted, restore = request_bytes(claim), request_bytes(origin) if origin else None
+    problems(wanted is not None and (restore is None or wanted >= restore),
+             f"{where}: requests {claim['spec'].get('resources', {}).get('requests', {}).get('storage')}, less than "
+             f"the snapshot's restore size (its source claim's "
+             f"{origin['spec']['resources']['requests']['storage'] if origin else '?'}): the provisioner refuses that")
+    document = classes.get(claim["spec"].get("storageClassName"))
+    if controller is None or document is None:
+        return 0
+    pb, rpc = Stubs.load()
+    parameters = {k: str(v) for k, v in document.get("parameters", {}).items()}
+    sent, urls = closed_heketi(parameters)
+    key = secret_key(examples, parameters.get("csi.storage.k8s.io/provisioner-secret-name", ""),
+                     parameters.get("csi.storage.k8s.io/provisioner-secret-namespace", ""))
+    # The snapshot must be on the Heketi the class names (a restore is a Heketi clone).
+    snapshot_id = f"s1:{FAKE_HEKETI_ID}:{urls[0] if urls else ''}"
+    capability = pb.VolumeCapability(
+        mount=pb.VolumeCapability.MountVolume(mount_flags=document.get("mountOptions", [])),
+        access_mode=pb.VolumeCapability.AccessMode(mode=pb.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER))
+    request = pb.CreateVolumeRequest(
+        name=f"pvc-check-deploy-{claim['metadata']['name']}", parameters=sent, volume_capabilities=[capability],
+        secrets={"key": key} if key is not None else {},
+        capacity_range=pb.CapacityRange(required_bytes=wanted or 0),
+        volume_content_source=pb.VolumeContentSource(
+            snapshot=pb.VolumeContentSource.SnapshotSource(snapshot_id=snapshot_id)))
+    _, error = call(rpc.ControllerStub(controller.channel).CreateVolume, request, timeout=30)
+    problems(answered_unavailable(error, urls),
+             f"{where}: the binary answered CreateVolume from snapshot {snapshot_id} with {describe(error)} — expected "
+             f"only UNAVAILABLE for the unreachable Heketi {', '.join(urls)}")
+    return 1
 
 
 def check_agreement(context: Context) -> str:

@@ -37,7 +37,7 @@ def check_docs(context: Context) -> str:
     docs = context.root / "docs"
     pages = {p.name: p.read_text() for p in sorted(docs.glob("*.md"))}
     for required in ["install.md", "storageclass.md", "volume-id.md", "migration.md", "troubleshooting.md",
-                     "security.md", "upgrade.md"]:
+                     "security.md", "upgrade.md", "snapshots.md"]:
         problems(required in pages, f"docs/{required} is missing")
     # What survives a restart depends on the placement; the page must cover each one.
     if "upgrade.md" in pages:

@@ -1,4 +1,5 @@
-"""render: kustomize renders every kustomization. validate: every object against the Kubernetes schemas."""
+"""render: kustomize renders every kustomization. validate: every object against the Kubernetes schemas, or
+ours for the snapshot CRDs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .common import CheckFailed, Context, Problems, run
+from .crds import is_snapshot_group, schema_for
 
 
 def renderer() -> list[str]:
@@ -75,6 +77,7 @@ def check_validate(context: Context) -> str:
                       for o in context.rendered_objects(directory)]
     documents += [(str(path.relative_to(context.root)), o) for path, o in context.examples()]
     quantities = 0
+    own = 0
     for origin, document in documents:
         name = f"{document.get('kind')}/{document.get('metadata', {}).get('name')} in {origin}"
         for where, value in quantity_fields(document):
@@ -85,6 +88,16 @@ def check_validate(context: Context) -> str:
             elif stored != str(value):
                 problems.add(f"{name}: {where}: write {value!r} as {stored!r}, the form the API server stores; "
                              "otherwise every `kubectl apply` finds a difference and reports the object configured")
+        if is_snapshot_group(document):
+            own += 1
+            schema = schema_for(document)
+            if schema is None:
+                problems.add(f"{name}: {document.get('apiVersion')} {document.get('kind')} has no schema in "
+                             "scripts/deploycheck/crds.py (Kubernetes has none: it is a CRD); add one there")
+                continue
+            for error in crd_errors(document, schema, version):
+                problems.add(f"{name}: {error}")
+            continue
         try:
             kubernetes_validate.validate(document, version, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -93,8 +106,23 @@ def check_validate(context: Context) -> str:
         except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as error:
             problems.add(f"{name}: no schema for it in Kubernetes {version}: {error}")
     problems.raise_if_any()
-    return (f"{len(documents)} objects valid against the Kubernetes {version} schemas (strict), "
-            f"{quantities} quantities in the API server's canonical form")
+    return (f"{len(documents) - own} objects valid against the Kubernetes {version} schemas (strict), {own} "
+            f"snapshot.storage.k8s.io objects against ours (scripts/deploycheck/crds.py, strict, Kubernetes "
+            f"{version} ObjectMeta), {quantities} quantities in the API server's canonical form")
+
+
+def crd_errors(document: dict, schema: dict, version: str) -> list[str]:
+    """`document` against one of our CRD schemas, its metadata against the Kubernetes ObjectMeta."""
+    import jsonschema
+    from kubernetes_validate.utils import schema_contents
+    from referencing import Registry, Resource
+
+    strict = f"v{version}-local-strict"
+    definitions = Resource.from_contents(schema_contents(f"kubernetes-json-schema/{strict}/_definitions.json", version))
+    registry = Resource.from_contents(schema) @ (definitions @ Registry())
+    validator = jsonschema.validators.Draft202012Validator(schema, registry=registry)
+    errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.path])
+    return [f"{error.message} (at {'/'.join(str(p) for p in error.path) or 'top level'})" for error in errors]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from .binary import BinaryFacts
 from .common import Problems
 from .podspec import (FAKE_FIELDS, containers, environment, expand, host_path, image_parts, is_driver,
                       lease_name, mount_for, named_port, parse_args, socket_path, volume_named)
-from .sidecars import SIDECAR_DEFAULTS, SIDECAR_FLAGS
+from .sidecars import (KUBE_API_DEFAULTS, LEASE_PREFIXES, PROVISIONER_SNAPSHOT_RBAC, SIDECAR_DEFAULTS, SIDECAR_FLAGS,
+                       SIDECAR_RBAC)
 
 # --mount-placement: where the node plugin runs each volume's glusterfs client (docs/upgrade.md).
 PLACEMENTS = ("auto", "systemd", "cgroup", "none")
@@ -174,6 +175,38 @@ def check_controller(objects: list[dict], driver: DriverContainer, driver_name: 
         problems(resizer["args"].get("handle-volume-inuse-error") == "false",
                  f"{resizer['where']}: needs --handle-volume-inuse-error=false (expansion is online, and "
                  "RBAC grants no pod access)")
+    snapshotter = sidecars.get("csi-snapshotter")
+    if snapshotter is not None:
+        args = snapshotter["args"]
+        problems(args.get("leader-election") == "true", f"{snapshotter['where']}: needs --leader-election")
+        timeout = parse_duration(args.get("timeout", "1m"))
+        problems(timeout is not None and timeout >= 120,
+                 f"{snapshotter['where']}: --timeout {args.get('timeout', '1m (default)')} is too short for a Heketi "
+                 "clone (a gluster snapshot and a new volume, queued like a create); use minutes (300s)")
+        if provisioner is not None:
+            sweep = parse_duration(provisioner["args"].get("snapshot-orphan-sweep-interval", "5m"))
+            problems(sweep != 0,
+                     f"{provisioner['where']}: --snapshot-orphan-sweep-interval=0 with a csi-snapshotter in the pod: "
+                     "a snapshot-protection finalizer left by an interrupted restore would then block deleting "
+                     "that VolumeSnapshot for good")
+    # Client-side rate limits: the default 5 qps is what bulk work waits on.
+    for name in ["csi-provisioner", "csi-resizer", "csi-snapshotter"]:
+        sidecar = sidecars.get(name)
+        if sidecar is None:
+            continue
+        values = {}
+        for flag, default in KUBE_API_DEFAULTS.items():
+            try:
+                values[flag] = float(sidecar["args"].get(flag, default))
+            except ValueError:
+                values[flag] = default
+            problems(values[flag] > default,
+                     f"{sidecar['where']}: --{flag} {sidecar['args'].get(flag, f'{default:g} (default)')} keeps the "
+                     f"client-side rate limit at or below the default {default:g}, which bulk provisioning waits on "
+                     "(100 claims: 44 s at 5/10 qps/burst, 28 s at 100/200); raise it")
+        problems(values["kube-api-burst"] >= values["kube-api-qps"],
+                 f"{sidecar['where']}: --kube-api-burst {values['kube-api-burst']:g} is below --kube-api-qps "
+                 f"{values['kube-api-qps']:g}")
     problems("livenessprobe" in sidecars, f"{where}: the controller pod has no livenessprobe")
     # The key: a file from a Secret volume, never an arg value or a variable.
     key_file = driver.effective.get("heketi-key-file")
@@ -198,12 +231,80 @@ def check_controller(objects: list[dict], driver: DriverContainer, driver_name: 
     roles = [o for o in objects if o["kind"] == "Role"]
     lease_names = {name for role in roles for rule in role.get("rules", [])
                    if "leases" in rule.get("resources", []) for name in rule.get("resourceNames", [])}
-    for expected in [lease_name(driver_name), "external-resizer-" + lease_name(driver_name)]:
+    expected_leases = {lease_name(prefix + driver_name) for name, prefix in LEASE_PREFIXES.items() if name in sidecars}
+    for expected in sorted(expected_leases):
         problems(expected in lease_names,
                  f"Roles: no lease rule for '{expected}', the lease a sidecar derives from driver name {driver_name}")
-    for stale in lease_names - {lease_name(driver_name), "external-resizer-" + lease_name(driver_name)}:
+    for stale in sorted(lease_names - expected_leases):
         problems.add(f"Roles: lease '{stale}' is not one the sidecars use for driver {driver_name}")
+    check_rbac(objects, workload, sidecars, sorted(expected_leases), problems)
     return sidecars
+
+
+class Grants:
+    """What a ServiceAccount may do, from the rendered (Cluster)Roles and their bindings."""
+
+    def __init__(self, objects: list[dict], account: str, namespace: str):
+        def binds(binding: dict) -> bool:
+            return any(s.get("kind") == "ServiceAccount" and s.get("name") == account
+                       and s.get("namespace", binding["metadata"].get("namespace")) == namespace
+                       for s in binding.get("subjects") or [])
+
+        def rules(kind: str, name: str, role_namespace: str | None) -> list[dict]:
+            for role in objects:
+                if role["kind"] == kind and role["metadata"]["name"] == name and \
+                        (kind == "ClusterRole" or role["metadata"].get("namespace") == role_namespace):
+                    return role.get("rules") or []
+            return []
+
+        self.namespace = namespace
+        self.cluster: list[dict] = []
+        self.namespaced: list[dict] = []
+        for binding in objects:
+            if binding["kind"] == "ClusterRoleBinding" and binds(binding):
+                self.cluster += rules(binding["roleRef"]["kind"], binding["roleRef"]["name"], None)
+            elif binding["kind"] == "RoleBinding" and binding["metadata"].get("namespace") == namespace \
+                    and binds(binding):
+                self.namespaced += rules(binding["roleRef"]["kind"], binding["roleRef"]["name"], namespace)
+
+    @staticmethod
+    def _allows(rule: dict, group: str, resource: str, verb: str, name: str | None) -> bool:
+        names = rule.get("resourceNames") or []
+        return (group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", [])) and \
+            (resource in rule.get("resources", []) or "*" in rule.get("resources", [])) and \
+            (verb in rule.get("verbs", []) or "*" in rule.get("verbs", [])) and \
+            (not names or (name is not None and name in names))
+
+    def cluster_wide(self, group: str, resource: str, verb: str) -> bool:
+        return any(self._allows(r, group, resource, verb, None) for r in self.cluster)
+
+    def in_namespace(self, group: str, resource: str, verb: str, name: str | None = None) -> bool:
+        return any(self._allows(r, group, resource, verb, name) for r in self.cluster + self.namespaced)
+
+
+def check_rbac(objects: list[dict], workload: dict, sidecars: dict[str, dict], leases: list[str],
+               problems: Problems) -> None:
+    """Every controller sidecar in the pod has what it needs from the pod's ServiceAccount."""
+    spec = workload["spec"]["template"]["spec"]
+    account = spec.get("serviceAccountName", "default")
+    namespace = workload["metadata"].get("namespace", "default")
+    grants = Grants(objects, account, namespace)
+    where = f"ServiceAccount {namespace}/{account}"
+    needs = [(name, rule) for name in sorted(sidecars) for rule in SIDECAR_RBAC.get(name, [])]
+    if "csi-provisioner" in sidecars and "csi-snapshotter" in sidecars:
+        needs += [("csi-provisioner", rule) for rule in PROVISIONER_SNAPSHOT_RBAC]
+    for sidecar, (group, resource, verbs) in needs:
+        missing = sorted(v for v in verbs if not grants.cluster_wide(group, resource, v))
+        problems(not missing, f"{where}: {sidecar} needs {', '.join(missing)} on {resource}"
+                 f"{' (' + group + ')' if group else ''} cluster-wide, which no ClusterRoleBinding grants")
+    for sidecar in sorted(set(sidecars) & set(SIDECAR_RBAC)):
+        problems(grants.in_namespace("", "secrets", "get"),
+                 f"{where}: {sidecar} cannot get Secrets in {namespace}, where the Heketi Secret is")
+    for lease in leases:
+        missing = [v for v in ("get", "update") if not grants.in_namespace("coordination.k8s.io", "leases", v, lease)]
+        if not grants.in_namespace("coordination.k8s.io", "leases", "create"):
+            missing.append("create")
+        problems(not missing, f"{where}: cannot {', '.join(missing)} the Lease {lease} in {namespace} (leader election)")
 
 
 def check_node(driver: DriverContainer, driver_name: str, problems: Problems) -> None:
@@ -366,6 +467,8 @@ def check_probes(driver: DriverContainer, sidecars_liveness: dict | None, proble
 
 
 def parse_duration(text: str) -> float | None:
+    if text == "0":
+        return 0.0  # Go's time.ParseDuration takes a bare 0, and only that, without a unit
     match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)s)?", text)
     if not match or not any(match.groups()):
         return None
