@@ -18,7 +18,8 @@ extension HeketiError: CSIErrorConvertible {
     ///   is a name held by a pending or stale Heketi operation, which clears with time or cleanup.
     /// - operationPending → ABORTED: another operation on the same volume is still running.
     /// - throttled, unreachable, serverError, operationFailed → UNAVAILABLE: retrying later can
-    ///   succeed (peers back up, Heketi restarted, load gone).
+    ///   succeed (peers back up, Heketi restarted, load gone). Except a clone refused because the
+    ///   bricks are not thin LVM → FAILED_PRECONDITION: no retry helps.
     /// - timedOut → DEADLINE_EXCEEDED.
     /// - clientUnusable → UNAVAILABLE, saying the fix is in the controller's image, not in Heketi.
     public var csiError: CSIError {
@@ -70,6 +71,12 @@ extension HeketiError: CSIErrorConvertible {
                     + "policy, service), and for https the CA bundle")
         case .serverError(_, let message):
             return CSIError(.unavailable, "\(sentence(message)). Check Heketi's log; retry later")
+        case .operationFailed(let message) where Self.saysBricksAreNotThin(message):
+            return CSIError(
+                .failedPrecondition,
+                "\(sentence(message)). Heketi clones through a gluster snapshot, which needs bricks on thinly "
+                    + "provisioned LVM: this volume's bricks are not, so it cannot be snapshotted, restored from or "
+                    + "cloned; use a Heketi cluster whose devices hold thin pools")
         case .operationFailed(let message):
             return CSIError(
                 .unavailable,
@@ -79,6 +86,13 @@ extension HeketiError: CSIErrorConvertible {
             return CSIError(
                 .deadlineExceeded, "\(sentence(message)). Retry; check Heketi's load and log if this persists")
         }
+    }
+
+    /// gluster's refusal to snapshot a volume on thick bricks ("Snapshot is supported only for thin
+    /// provisioned LV"), as Heketi passes it on from a failed clone.
+    static func saysBricksAreNotThin(_ message: String) -> Bool {
+        let lower = message.lowercased()
+        return lower.contains("thin provisioned") || lower.contains("thinly provisioned")
     }
 
     /// `message` without a trailing full stop, so that ". What to do" can follow it.

@@ -134,6 +134,11 @@ private func message(_ error: HeketiError) -> String {
         (.unreachable("refused"), .unavailable),
         (.serverError(status: 500, message: "boom"), .unavailable),
         (.operationFailed("peers down"), .unavailable),
+        (
+            .operationFailed(
+                "snapshot create: failed: Snapshot is supported only for thin provisioned LV. Ensure that all bricks "
+                    + "of vol_1 are thinly provisioned LV."), .failedPrecondition
+        ),
         (.timedOut("slow"), .deadlineExceeded),
     ])
     func csiStatuses(error: HeketiError, code: StatusCode) {
@@ -143,6 +148,13 @@ private func message(_ error: HeketiError) -> String {
         #expect(csi.message.contains(message(error).trimmingCharacters(in: ".")))
         #expect(csi.message.count > message(error).count + 10)
         #expect(!csi.message.contains(".."))
+    }
+
+    @Test func aCloneOnThickBricksSaysWhyNoRetryHelps() {
+        let csi = HeketiError.operationFailed("Snapshot is supported only for thin provisioned LV").csiError
+        #expect(csi.code == .failedPrecondition)
+        #expect(csi.message.contains("thinly provisioned LVM"))
+        #expect(!csi.message.contains("peer status"))
     }
 
     @Test func unauthenticatedPointsAtTheSecret() {
