@@ -164,6 +164,18 @@ class Driver:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log_line(self, needle: str, timeout: float) -> str:
+        """The first line of the log containing `needle`, waiting up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log().splitlines():
+                if needle in line:
+                    return line
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        sys.exit(f"the driver never logged '{needle}':\n{self.log()[-3000:]}")
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout`. Returns the exit code (None if it was never started)."""
         if self.process.poll() is None:

@@ -1,4 +1,5 @@
-"""The Heketi-compatible test server (Tests/heketi-server, mock mode) as the benches run it."""
+"""The Heketi-compatible test server (Tests/heketi-server, mock mode) as the benches run it, and the
+direct Heketi clients (bench/lib/heketi_direct.py) as worker processes."""
 
 import http.client
 import json
@@ -85,3 +86,51 @@ class Heketi:
                 self.process.kill()
                 self.process.wait(timeout=15)
         self._log.close()
+
+
+class DirectWorkers:
+    """N processes of bench/lib/heketi_direct.py, each one direct Heketi client (no shared GIL).
+    (bench/controller-heketi has its own copy of this class.)"""
+
+    def __init__(self, count: int, port: int, key: str):
+        env = dict(os.environ, BENCH_HEKETI_KEY=key)
+        self.processes = [
+            subprocess.Popen([sys.executable, str(LIB / "heketi_direct.py"), "--port", str(port)], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            for _ in range(count)
+        ]
+
+    def run(self, commands: list[dict]) -> tuple[list[dict], float]:
+        """Sends one command to each of the first len(commands) workers at once; returns the
+        replies and the wall time from the first send to the last reply, in seconds."""
+        workers = self.processes[:len(commands)]
+        started = time.perf_counter()
+        for process, command in zip(workers, commands):
+            process.stdin.write(json.dumps(command) + "\n")
+            process.stdin.flush()
+        replies = []
+        for process in workers:
+            line = process.stdout.readline()
+            if not line:
+                sys.exit("a direct Heketi worker died")
+            replies.append(json.loads(line))
+        elapsed = time.perf_counter() - started
+        for reply in replies:
+            if "error" in reply:
+                sys.exit(f"direct Heketi client failed: {reply['error']}")
+        return replies, elapsed
+
+    def stop(self):
+        for process in self.processes:
+            if process.poll() is None:
+                try:
+                    process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                    process.stdin.close()
+                except OSError:
+                    pass
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)

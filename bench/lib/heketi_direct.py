@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The direct side of bench/controller-heketi: Heketi volume create/delete sent straight to the
-Heketi-compatible test server with the best possible polling, and a worker process that runs
-them on command.
+"""The direct side of bench/controller-heketi and bench/snapshot: Heketi volume create/delete and
+clone sent straight to the Heketi-compatible test server with the best possible polling, and a
+worker process that runs them on command.
 
 Costs are kept the same as the driver's HTTP client where they are the client's business: one
 kept-alive connection with TCP_NODELAY (libcurl's default), a fresh HS256 JWT minted for every
@@ -14,7 +14,14 @@ Worker protocol (one JSON object per line; the key comes from the environment, n
     -> {"op": "pairs", "prefix": "d1-", "count": 10}   <- {"create_ms": [...], "delete_ms": [...], ...}
     -> {"op": "create", "prefix": "pre-", "count": 125}  <- {"ids": [...], ...}
     -> {"op": "get", "path": "/volumes", "count": 100}  <- {"get_ms": [...], ...}
+    -> {"op": "clones", "source": ID, "prefix": "d1-", "count": 10, "reads": false}
+                                                        <- {"ids": [...], "clone_ms": [...], "cpu_s": ...}
+    -> {"op": "deletes", "ids": [...], "reads": false}  <- {"delete_ms": [...], "cpu_s": ...}
     -> {"op": "quit"}
+
+"reads": true adds, before each clone, the reads the controller makes before it (GET /volumes and
+GET /volumes/<source>), and before each delete its GET /volumes/<id>: the driver's Heketi traffic
+without the driver.
 """
 
 from __future__ import annotations
@@ -112,6 +119,35 @@ class DirectHeketi:
             raise HeketiFailure(f"delete {volume_id}: answered {status} {text[:200]!r}")
         self._finish(location, 204, f"delete {volume_id}")
 
+    def clone(self, source_id: str, name: str) -> str:
+        """POST /volumes/{id}/clone {"name": ...} → poll → GET the clone, as the driver's
+        HeketiClient.cloneVolume does. Returns the clone's ID."""
+        status, location, _, text = self.request("POST", f"/volumes/{source_id}/clone", {"name": name})
+        if status != 202:
+            raise HeketiFailure(f"clone {source_id} as {name}: answered {status} {text[:200]!r}")
+        volume_path = self._finish(location, 303, f"clone {source_id} as {name}")
+        status, _, _, text = self.request("GET", volume_path)
+        if status != 200:
+            raise HeketiFailure(f"clone {source_id} as {name}: GET {volume_path} answered {status}")
+        return json.loads(text)["id"]
+
+    def read(self, path: str):
+        """GET `path`, answer JSON-decoded; 200 required."""
+        status, _, _, text = self.request("GET", path)
+        if status != 200:
+            raise HeketiFailure(f"GET {path} answered {status} {text[:200]!r}")
+        return json.loads(text)
+
+
+def snapshot_clone_name(csi_name: str, source_id: str) -> str:
+    """A clone name of the shape the controller gives a snapshot's clone (HeketiSnapshotName,
+    60 bytes): snap-<FNV-1a 64 of the CSI name, top 48 bits>-<Unix seconds, 9 hex>_<source ID>, so
+    the direct request carries the same bytes as the driver's."""
+    value = 0xCBF29CE484222325
+    for byte in csi_name.encode():
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"snap-{value >> 16:012x}-{int(time.time()) & 0xFFFFFFFFF:09x}_{source_id}"
+
 
 def run_pairs(client: DirectHeketi, prefix: str, count: int) -> dict:
     clock = time.perf_counter_ns
@@ -128,6 +164,37 @@ def run_pairs(client: DirectHeketi, prefix: str, count: int) -> dict:
         pair_ms.append((done - started) / 1e6)
     return {"create_ms": create_ms, "delete_ms": delete_ms, "pair_ms": pair_ms,
             "cpu_s": time.process_time() - cpu}
+
+
+def run_clones(client: DirectHeketi, source_id: str, prefix: str, count: int, reads: bool) -> dict:
+    """`count` clones of `source_id` one after the other, each with a new name; per clone time
+    (ms) and the clone IDs. With `reads`, each clone is preceded by the controller's reads."""
+    clock = time.perf_counter_ns
+    ids, clone_ms = [], []
+    cpu = time.process_time()
+    for index in range(count):
+        started = clock()
+        if reads:
+            client.read("/volumes")
+            client.read(f"/volumes/{source_id}")
+        ids.append(client.clone(source_id, snapshot_clone_name(f"{prefix}{index}", source_id)))
+        clone_ms.append((clock() - started) / 1e6)
+    return {"ids": ids, "clone_ms": clone_ms, "cpu_s": time.process_time() - cpu}
+
+
+def run_deletes(client: DirectHeketi, ids: list[str], reads: bool) -> dict:
+    """DELETE each of `ids` one after the other (with `reads`, after a GET of it, as the controller
+    checks that it deletes a snapshot's clone); per delete time (ms)."""
+    clock = time.perf_counter_ns
+    delete_ms = []
+    cpu = time.process_time()
+    for volume_id in ids:
+        started = clock()
+        if reads:
+            client.read(f"/volumes/{volume_id}")
+        client.delete(volume_id)
+        delete_ms.append((clock() - started) / 1e6)
+    return {"delete_ms": delete_ms, "cpu_s": time.process_time() - cpu}
 
 
 def run_gets(client: DirectHeketi, path: str, count: int) -> list[float]:
@@ -159,6 +226,11 @@ def worker(port: int):
                 reply = run_pairs(client, command["prefix"], command["count"])
             elif command["op"] == "get":
                 reply = {"get_ms": run_gets(client, command["path"], command["count"])}
+            elif command["op"] == "clones":
+                reply = run_clones(client, command["source"], command["prefix"], command["count"],
+                                   command.get("reads", False))
+            elif command["op"] == "deletes":
+                reply = run_deletes(client, command["ids"], command.get("reads", False))
             elif command["op"] == "create":
                 reply = {"ids": [client.create(f"{command['prefix']}{i}") for i in range(command["count"])]}
             else:
