@@ -64,14 +64,10 @@ extension ControllerService {
         name: HeketiVolumeName, sizeGiB: Int, parameters: StorageClassParameters, source: CloneSource?,
         heketi: any HeketiAPI, index: VolumeIndex, indexMaxAge: Duration, logger: Logger
     ) async throws -> HeketiVolume {
-        if source != nil {
-            // Heketi would clone twice under one name: only the index can tell it already exists.
-            try await index.catchUp(with: heketi)
-        } else {
-            // Heketi refuses a create whose name is taken, so the index need only be current
-            // enough to keep GIDs unique (see VolumeIndex for when that needs a catch-up).
-            try await index.catchUp(with: heketi, ifOlderThan: indexMaxAge)
-        }
+        // Heketi refuses a create whose name is taken, so for a create the index need only be
+        // current enough to keep GIDs unique. Heketi would clone twice under one name, so a clone
+        // relies on the index being settled (checked below; see VolumeIndex).
+        try await index.catchUp(with: heketi, ifOlderThan: indexMaxAge)
         if let existing = await index.volume(named: name.value) {
             logger.info("adopting existing heketi volume", metadata: ["heketi.id": "\(existing.id)"])
             return existing

@@ -31,7 +31,7 @@ extension ControllerService {
         logger[metadataKey: "source.heketi.id"] = "\(source.heketiID)"
 
         // A repeat of a request that already succeeded: one lookup, no scan.
-        if let known = await index.volume(namePrefix: lookupPrefix) {
+        if let known = await index.snapshot(lookupPrefix: lookupPrefix) {
             if let current = try await heketi.volumeIfExists(id: known.id) {
                 await index.record(current)
                 return try snapshotResponse(current, request: request, source: source)
@@ -42,9 +42,10 @@ extension ControllerService {
             key: "snapshot|" + endpoint.url + "|" + lookupPrefix,
             subject: "snapshot \(request.name) of volume \(source.heketiID) on Heketi \(endpoint.url)",
             deadline: waitDeadline(context)
-        ) { [logger, name = request.name] in
+        ) { [logger, name = request.name, indexMaxAge = configuration.indexMaxAge] in
             try await Self.cloneForSnapshot(
-                name: name, lookupPrefix: lookupPrefix, source: source, heketi: heketi, index: index, logger: logger)
+                name: name, lookupPrefix: lookupPrefix, source: source, heketi: heketi, index: index,
+                indexMaxAge: indexMaxAge, logger: logger)
         }
         return try snapshotResponse(clone, request: request, source: source)
     }
@@ -53,18 +54,25 @@ extension ControllerService {
     /// background task of the operation tracker.
     private static func cloneForSnapshot(
         name: String, lookupPrefix: String, source: VolumeID, heketi: any HeketiAPI, index: VolumeIndex,
-        logger: Logger
+        indexMaxAge: Duration, logger: Logger
     ) async throws -> HeketiVolume {
-        // Heketi does not refuse a second clone with one name: only the index can tell.
-        try await index.catchUp(with: heketi)
-        if let existing = await index.volume(namePrefix: lookupPrefix) {
+        // Heketi does not refuse a second clone with one name: only a settled index can tell (see
+        // VolumeIndex).
+        try await index.catchUp(with: heketi, ifOlderThan: indexMaxAge)
+        if let existing = await index.snapshot(lookupPrefix: lookupPrefix) {
             logger.info("adopting existing snapshot clone", metadata: ["heketi.id": "\(existing.id)"])
             return existing
         }
         try await requireSettled(index, before: "snapshot \(name)")
-        guard let sourceVolume = try await heketi.volumeIfExists(id: source.heketiID),
-            HeketiSnapshotName(parsing: sourceVolume.name) == nil
-        else {
+        // Normally the index knows the source, so no request is needed (a source deleted since
+        // makes the clone fail with "Id not found" below); one made outside the driver since the
+        // last catch-up (a static volume) is asked for.
+        var known = await index.volume(id: source.heketiID)
+        if known == nil, let fetched = try await heketi.volumeIfExists(id: source.heketiID) {
+            await index.record(fetched)
+            known = fetched
+        }
+        guard let sourceVolume = known, HeketiSnapshotName(parsing: sourceVolume.name) == nil else {
             throw CSIError(.notFound, "source volume \(source) does not exist in Heketi")
         }
         let snapshotName = HeketiSnapshotName(

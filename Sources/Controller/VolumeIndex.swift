@@ -16,9 +16,13 @@ import Heketi
 ///   how long a volume someone else created (heketi-cli, another cluster) can go unseen when a
 ///   GID is chosen. A name held by a volume the index has not seen is not lost either: Heketi
 ///   refuses the create ("already in use") and the controller catches up and adopts it.
-/// - before every clone, because Heketi does not refuse a clone whose name is taken. A clone also
-///   waits for the index to be settled: a clone an earlier controller left running is invisible
-///   until it finishes, and cloning again meanwhile would make a second one.
+/// - before a clone (a snapshot, a restore, a volume clone) of an unknown name, as before a create,
+///   and a clone also waits for the index to be settled. Heketi does not refuse a clone whose
+///   name is taken, so only the index can tell a clone exists: a clone an earlier controller left
+///   running is invisible until it finishes, and cloning meanwhile would make a second one. Once
+///   settled, every clone a controller of this driver started is in the index (the index knows
+///   its own, and was listed when nothing else was in flight); the maximum age bounds how long
+///   one made by someone else under the same name (heketi-cli) can go unseen.
 /// - when Heketi says a name is in use.
 ///
 /// So a repeated CreateVolume costs no scan, and a new name costs no list in steady state.
@@ -27,6 +31,8 @@ actor VolumeIndex {
     /// Name → IDs of the volumes with that name, first seen first; the first holds the name.
     /// (Heketi lets clones share a name; almost always there is one.)
     private var idsByName: [String: [String]] = [:]
+    /// Snapshot clone names by their lookup prefix, so CreateSnapshot finds its clone without a scan.
+    private var snapshotNamesByPrefix: [String: Set<String>] = [:]
     /// GID → how many known volumes use it: a create looks GIDs up here instead of collecting the
     /// GIDs of every volume.
     private var volumesByGID: [Int: Int] = [:]
@@ -60,13 +66,10 @@ actor VolumeIndex {
 
     func volume(id: String) -> HeketiVolume? { byID[id] }
 
-    /// The first volume whose name starts with `prefix` (a snapshot's clone, found by the part of
-    /// its name derived from the CSI name). Costs a pass over the names, no request.
-    func volume(namePrefix prefix: String) -> HeketiVolume? {
-        for (name, ids) in idsByName where name.hasPrefix(prefix) {
-            if let id = ids.first, let volume = byID[id] { return volume }
-        }
-        return nil
+    /// The clone of the snapshot whose clone names start with `lookupPrefix` (HeketiSnapshotName),
+    /// the earliest if there are several. Costs no request.
+    func snapshot(lookupPrefix: String) -> HeketiVolume? {
+        snapshotNamesByPrefix[lookupPrefix]?.min().flatMap { volume(named: $0) }
     }
 
     /// A clone failed in a way that leaves its outcome unknown: it may still appear, so the index
@@ -124,7 +127,8 @@ actor VolumeIndex {
             if let recorded = recordedAt[id], recorded >= started { continue }
             remove(id: id)
         }
-        for id in ids where byID[id] == nil {
+        // `index(forKey:)`: `byID[id]` would copy each listed volume just to test for it.
+        for id in ids where byID.index(forKey: id) == nil {
             // nil: deleted between the list and the lookup.
             if let volume = try await heketi.volumeIfExists(id: id) {
                 record(volume)
@@ -150,6 +154,9 @@ actor VolumeIndex {
         if old?.name != volume.name {
             if let old { forget(name: old.name, of: old.id) }
             idsByName[volume.name, default: []].append(volume.id)
+            if let snapshot = HeketiSnapshotName(parsing: volume.name) {
+                snapshotNamesByPrefix[snapshot.lookupPrefix, default: []].insert(volume.name)
+            }
         }
     }
 
@@ -183,6 +190,12 @@ actor VolumeIndex {
         guard var ids = idsByName[name] else { return }
         ids.removeAll { $0 == id }
         idsByName[name] = ids.isEmpty ? nil : ids
+        if ids.isEmpty, let snapshot = HeketiSnapshotName(parsing: name) {
+            snapshotNamesByPrefix[snapshot.lookupPrefix]?.remove(name)
+            if snapshotNamesByPrefix[snapshot.lookupPrefix]?.isEmpty == true {
+                snapshotNamesByPrefix[snapshot.lookupPrefix] = nil
+            }
+        }
     }
 
     /// The lowest GID in `range` that no known volume uses and no pending create holds (skipping,

@@ -262,17 +262,33 @@ import Testing
         #expect(heketi.calls.filter { $0.contains("/clone") }.count == 1)
     }
 
-    @Test func aCloneLeftByAKilledControllerIsAdoptedEvenWithAFreshIndex() async throws {
+    @Test func aCloneLeftRunningByAKilledControllerIsWaitedForThenAdopted() async throws {
         let heketi = FakeHeketi()
+        let source = try await makeService(heketi).createVolume(createRequest("pvc-src"), context: context())
+        // The killed controller's clone still runs in Heketi (hidden from the list) as this one starts.
+        heketi.state.withLock { $0.othersInFlight = 1 }
         let service = makeService(heketi)
-        let source = try await service.createVolume(createRequest("pvc-src"), context: context())
-        // A clone finished in Heketi after the index was built (its controller was killed).
-        let orphan = heketi.seed(name: try await heketiName(of: "pvc-clone"))
         var request = createRequest("pvc-clone")
         request.volumeContentSource.volume.volumeID = source.volume.volumeID
+        #expect(await csiError { _ = try await service.createVolume(request, context: context()) }?.code == .aborted)
+        // It finishes; the retry finds it instead of cloning again.
+        let orphan = heketi.seed(name: try await heketiName(of: "pvc-clone"))
+        heketi.state.withLock { $0.othersInFlight = 0 }
         let clone = try await service.createVolume(request, context: context())
         #expect(clone.volume.volumeContext["heketiVolumeID"] == orphan.id)
         #expect(!heketi.calls.contains { $0.contains("/clone") })
+    }
+
+    @Test func aSettledIndexClonesWithoutListingAgain() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi)
+        let source = try await service.createVolume(createRequest("pvc-src"), context: context())
+        let listsBefore = heketi.calls("GET /volumes")
+        var request = createRequest("pvc-clone")
+        request.volumeContentSource.volume.volumeID = source.volume.volumeID
+        _ = try await service.createVolume(request, context: context())
+        #expect(heketi.calls("GET /volumes") == listsBefore)
+        #expect(heketi.calls.filter { $0.contains("/clone") }.count == 1)
     }
 
     @Test func cloneOfAMissingSourceIsNotFound() async throws {

@@ -66,6 +66,28 @@ import Testing
         #expect(error?.message.contains("use another snapshot name") == true)
     }
 
+    @Test func aSettledIndexSnapshotsWithThreeHeketiRequests() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi)
+        let source = try await volume(service)
+        let callsBefore = heketi.calls.count
+        _ = try await service.createSnapshot(snapshotRequest(of: source), context: context())
+        // The fake's clone stands for POST + queue + GET of the clone: nothing else is asked.
+        #expect(Array(heketi.calls.dropFirst(callsBefore)).count == 1)
+        #expect(heketi.calls.last?.contains("/clone snap-") == true)
+    }
+
+    @Test func aSourceMadeOutsideTheDriverIsFoundThoughTheIndexIsYoung() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi)
+        _ = try await volume(service)
+        let outside = heketi.seed(name: "made-by-heketi-cli", sizeGiB: 3)
+        let snapshot = try await service.createSnapshot(
+            snapshotRequest(of: "v1:\(outside.id):\(heketiURL)"), context: context()
+        ).snapshot
+        #expect(snapshot.sizeBytes == 3 * gib)
+    }
+
     @Test func badRequestsSayWhatIsWrong() async throws {
         let heketi = FakeHeketi()
         let service = makeService(heketi)
