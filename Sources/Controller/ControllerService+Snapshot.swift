@@ -125,7 +125,12 @@ extension ControllerService {
             _ = try await deletes.run(
                 key: key, subject: "snapshot \(id.heketiID) on Heketi \(endpoint.url)", deadline: waitDeadline(context)
             ) { [logger = context.logger] in
-                guard let clone = try await heketi.volumeIfExists(id: id.heketiID) else {
+                // The index tells a snapshot's clone from a volume without a request when it knows it.
+                var clone = await index.volume(id: id.heketiID)
+                if clone == nil {
+                    clone = try await heketi.volumeIfExists(id: id.heketiID)
+                }
+                guard let clone else {
                     await index.remove(id: id.heketiID)
                     return true
                 }

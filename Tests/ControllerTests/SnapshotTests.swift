@@ -180,7 +180,11 @@ import Testing
         #expect(try await service.getSnapshot(get, context: context()).snapshot == snapshot)
         var delete = Csi_V1_DeleteSnapshotRequest()
         delete.snapshotID = snapshot.snapshotID
+        let callsBefore = heketi.calls.count
         _ = try await service.deleteSnapshot(delete, context: context())
+        // The index knows the clone is a snapshot's: only the delete goes to Heketi.
+        let cloneID = try #require(SnapshotID(parsing: snapshot.snapshotID)).heketiID
+        #expect(Array(heketi.calls.dropFirst(callsBefore)) == ["DELETE /volumes/\(cloneID)"])
         _ = try await service.deleteSnapshot(delete, context: context())
         delete.snapshotID = "garbage"
         _ = try await service.deleteSnapshot(delete, context: context())
