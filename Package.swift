@@ -105,6 +105,10 @@ let package = Package(
             dependencies: ["CSICore", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
+            name: "Kubernetes",
+            dependencies: ["CSICore", "Heketi", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "Controller",
             dependencies: [
                 "CSICore", "CSIProto", "Heketi", .product(name: "Logging", package: "swift-log"),
@@ -122,9 +126,13 @@ let package = Package(
             name: "glusterfs-csi",
             dependencies: [
                 "CSICore", "CSIProto", "GRPCServer", "Controller", "Node", "Heketi", "CurlTransport", "SystemdBus",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Kubernetes", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "KubernetesTests",
+            dependencies: ["Kubernetes", "CSICore", "Heketi", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "CSICoreTests",

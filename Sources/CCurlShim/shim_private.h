@@ -6,6 +6,8 @@
 #ifndef CCURLSHIM_PRIVATE_H
 #define CCURLSHIM_PRIVATE_H
 
+#include "CCurlShim.h"
+
 #include <curl/curl.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -73,6 +75,9 @@ struct ccurl_transfer {
     ccurl_buffer header_block;
     char error[CURL_ERROR_SIZE];
     atomic_int cancelled;
+    /// When set (ccurl_transfer_set_stream), body bytes go to it instead of `body`.
+    ccurl_stream_callback stream;
+    void *stream_context;
 };
 
 #endif

@@ -42,6 +42,20 @@ void ccurl_transfer_reset(ccurl_transfer *transfer) {
     ccurl_buffer_clear(&transfer->header_block);
     transfer->error[0] = 0;
     atomic_store(&transfer->cancelled, 0);
+    transfer->stream = NULL;
+    transfer->stream_context = NULL;
+}
+
+void ccurl_transfer_set_stream(ccurl_transfer *transfer, ccurl_stream_callback callback, void *context) {
+    transfer->stream = callback;
+    transfer->stream_context = context;
+}
+
+static size_t ccurl_transfer_write_stream(char *bytes, size_t size, size_t count, void *context) {
+    ccurl_transfer *transfer = (ccurl_transfer *)context;
+    size_t length = size * count;
+    // A short return (0 for a non-empty piece) makes libcurl fail the transfer.
+    return transfer->stream(transfer->stream_context, (const uint8_t *)bytes, length) == 0 ? length : 0;
 }
 
 CURLcode ccurl_transfer_setopt_long(ccurl_transfer *transfer, CURLoption option, long value) {
@@ -90,8 +104,13 @@ CURLcode ccurl_transfer_perform(ccurl_transfer *transfer) {
         if (result != CURLE_OK) return result;                                                                        \
     } while (0)
     CCURL_SET(CURLOPT_ERRORBUFFER, transfer->error);
-    CCURL_SET(CURLOPT_WRITEFUNCTION, ccurl_buffer_write_body);
-    CCURL_SET(CURLOPT_WRITEDATA, (void *)&transfer->body);
+    if (transfer->stream != NULL) {
+        CCURL_SET(CURLOPT_WRITEFUNCTION, ccurl_transfer_write_stream);
+        CCURL_SET(CURLOPT_WRITEDATA, (void *)transfer);
+    } else {
+        CCURL_SET(CURLOPT_WRITEFUNCTION, ccurl_buffer_write_body);
+        CCURL_SET(CURLOPT_WRITEDATA, (void *)&transfer->body);
+    }
     CCURL_SET(CURLOPT_HEADERFUNCTION, ccurl_buffer_write_header);
     CCURL_SET(CURLOPT_HEADERDATA, (void *)&transfer->header_block);
     CCURL_SET(CURLOPT_XFERINFOFUNCTION, ccurl_transfer_progress);

@@ -72,3 +72,14 @@ public enum HTTPTransportError: Error, Sendable, Equatable {
 public protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequest) async throws(HTTPTransportError) -> HTTPResponse
 }
+
+/// A transport that can also hand a response body over as it arrives, for answers that last as
+/// long as the connection (a Kubernetes watch).
+public protocol HTTPStreamingTransport: HTTPTransport {
+    /// Sends `request` and passes each piece of the body to `onData` with the response's status;
+    /// `onData` returning false stops the exchange. Returns the status and headers (the body is
+    /// empty) when the server ends the response or `onData` stopped it.
+    func stream(
+        _ request: HTTPRequest, onData: @escaping @Sendable (_ status: Int, _ bytes: [UInt8]) -> Bool
+    ) async throws(HTTPTransportError) -> HTTPResponse
+}

@@ -90,6 +90,30 @@ final class CurlEasy: @unchecked Sendable {
         return perform()
     }
 
+    /// Configures and performs `request`, handing the body to `onData` as it arrives (with the
+    /// response's status) instead of collecting it; `onData` returning false stops the transfer.
+    /// The response returned has an empty body. BLOCKS: call only from a dedicated thread.
+    func runStreaming(
+        _ request: HTTPRequest, caBundlePath: String?, onData: @escaping (_ status: Int, _ bytes: [UInt8]) -> Bool
+    ) -> Result<HTTPResponse, HTTPTransportError> {
+        do throws(HTTPTransportError) {
+            try configure(request, caBundlePath: caBundlePath)
+        } catch {
+            return .failure(error)
+        }
+        let sink = StreamSink(transfer: transfer, onData: onData)
+        let context = Unmanaged.passRetained(sink)
+        defer { context.release() }
+        ccurl_transfer_set_stream(
+            transfer,
+            { context, bytes, length in
+                let sink = Unmanaged<StreamSink>.fromOpaque(context!).takeUnretainedValue()
+                let piece = bytes.map { [UInt8](UnsafeBufferPointer(start: $0, count: length)) } ?? []
+                return sink.onData(Int(ccurl_transfer_status(sink.transfer)), piece) ? 0 : 1
+            }, context.toOpaque())
+        return perform()
+    }
+
     /// Performs the configured request. BLOCKS: call only from a dedicated thread.
     func perform() -> Result<HTTPResponse, HTTPTransportError> {
         let code = ccurl_transfer_perform(transfer)
@@ -193,5 +217,16 @@ final class CurlEasy: @unchecked Sendable {
 
     private static func printable(_ text: String) -> String {
         String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
+    }
+}
+
+/// What the shim's stream callback reaches through its context pointer.
+private final class StreamSink {
+    let transfer: OpaquePointer
+    let onData: (Int, [UInt8]) -> Bool
+
+    init(transfer: OpaquePointer, onData: @escaping (Int, [UInt8]) -> Bool) {
+        self.transfer = transfer
+        self.onData = onData
     }
 }

@@ -19,7 +19,7 @@ import Synchronization
 /// `curl_easy_reset`, so back-to-back requests to Heketi (queue polls every few milliseconds)
 /// reuse one TCP/TLS connection instead of handshaking each time. A handle is used by one request
 /// at a time; handles beyond `maxIdleHandles` are freed as soon as their request ends.
-public final class CurlHTTPTransport: HTTPTransport {
+public final class CurlHTTPTransport: HTTPStreamingTransport {
     /// Heketi's largest answer is a volume list (≈40 bytes per volume); 64 MiB is far past any
     /// real deployment and only stops a runaway or hostile server from exhausting memory.
     public static let defaultMaxBodyBytes = 64 << 20
@@ -74,6 +74,32 @@ public final class CurlHTTPTransport: HTTPTransport {
         }
         // The cancellation handler can no longer run once withTaskCancellationHandler has
         // returned, so the handle is safe to give to another request.
+        checkIn(easy)
+        return try result.get()
+    }
+
+    /// Performs `request` on a thread of its own, handing the body to `onData` as it arrives (a
+    /// Kubernetes watch). Returns the response's status and headers with an empty body once the
+    /// server ends it, `onData` returns false, or the request's total timeout passes (then
+    /// `timedOut`). Cancelling the calling task stops it within about a second.
+    public func stream(
+        _ request: HTTPRequest, onData: @escaping @Sendable (_ status: Int, _ bytes: [UInt8]) -> Bool
+    ) async throws(HTTPTransportError) -> HTTPResponse {
+        if let initialisationFailure { throw .unusable(initialisationFailure) }
+        let easy = try checkOut()
+        let caBundlePath = self.caBundlePath
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation {
+                (continuation: CheckedContinuation<Result<HTTPResponse, HTTPTransportError>, Never>) in
+                // Always a thread of its own: a stream may last many minutes.
+                BlockingThread.start {
+                    let result = easy.runStreaming(request, caBundlePath: caBundlePath, onData: onData)
+                    continuation.resume(returning: result)
+                }
+            }
+        } onCancel: {
+            easy.cancel()
+        }
         checkIn(easy)
         return try result.get()
     }

@@ -1,6 +1,7 @@
 import CSICore
 import Controller
 import GRPCServer
+import Kubernetes
 import Logging
 import Node
 
@@ -42,6 +43,10 @@ struct DriverConfiguration: Sendable {
     var systemdSocket: String
     /// Node: kubelet's root directory; staging and target paths must lie under it.
     var kubeletDirectory: String
+    /// Controller: keep pv.beta.kubernetes.io/gid on this driver's PVs (GIDAnnotationReconciler),
+    /// with the service account in this directory; off by itself outside a cluster.
+    var annotateGID: Bool
+    var kubeServiceAccountDirectory: String
 
     /// Environment variable names, one per flag.
     enum Variable {
@@ -66,6 +71,8 @@ struct DriverConfiguration: Sendable {
         static let cgroupRoot = "GLUSTERFS_CSI_CGROUP_ROOT"
         static let systemdSocket = "GLUSTERFS_CSI_SYSTEMD_SOCKET"
         static let kubeletDirectory = "GLUSTERFS_CSI_KUBELET_DIR"
+        static let annotateGID = "GLUSTERFS_CSI_ANNOTATE_GID"
+        static let kubeServiceAccountDirectory = "GLUSTERFS_CSI_KUBE_SERVICE_ACCOUNT_DIR"
     }
 
     static let defaultEndpoint = "unix:///csi/csi.sock"
@@ -106,6 +113,8 @@ struct DriverConfiguration: Sendable {
         var cgroupRoot: String?
         var systemdSocket: String?
         var kubeletDirectory: String?
+        var annotateGID: String?
+        var kubeServiceAccountDirectory: String?
     }
 
     static let defaultMountLogDirectory = "/var/log/glusterfs-csi"
@@ -211,6 +220,16 @@ struct DriverConfiguration: Sendable {
         kubeletDirectory = try Self.absolutePath(
             value(flags.kubeletDirectory, Variable.kubeletDirectory) ?? Self.defaultKubeletDirectory,
             "--kubelet-dir (\(Variable.kubeletDirectory))")
+        let annotateText = value(flags.annotateGID, Variable.annotateGID) ?? "true"
+        switch annotateText.lowercased() {
+        case "true": annotateGID = true
+        case "false": annotateGID = false
+        default: throw Self.invalid("--annotate-gid", Variable.annotateGID, annotateText, ["true", "false"])
+        }
+        kubeServiceAccountDirectory = try Self.absolutePath(
+            value(flags.kubeServiceAccountDirectory, Variable.kubeServiceAccountDirectory)
+                ?? InClusterConfig.defaultServiceAccountDirectory,
+            "--kube-service-account-dir (\(Variable.kubeServiceAccountDirectory))")
     }
 
     /// An integer flag's value (`text`, or `default` when it is not set) within `range`; otherwise

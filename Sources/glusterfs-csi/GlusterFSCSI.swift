@@ -2,6 +2,7 @@ import ArgumentParser
 import CSICore
 import Dispatch
 import GRPCServer
+import Kubernetes
 import Logging
 import ProcessSpawn
 
@@ -139,6 +140,23 @@ struct GlusterFSCSI: AsyncParsableCommand {
             """)
     var kubeletDirectory: String?
 
+    @Option(
+        name: .customLong("annotate-gid"),
+        help: """
+            Controller: keep the annotation pv.beta.kubernetes.io/gid on this driver's PVs whose volume has a GID, \
+            so kubelet gives pods that group (needs patch on persistentvolumes; off outside a cluster). \
+            true or false. (default: true)
+            """)
+    var annotateGID: String?
+
+    @Option(
+        name: .customLong("kube-service-account-dir"),
+        help: """
+            Controller: the service account token and CA bundle for the Kubernetes API. \
+            (default: \(InClusterConfig.defaultServiceAccountDirectory))
+            """)
+    var kubeServiceAccountDirectory: String?
+
     @Flag(help: .private)
     var enableTestHooks = false
 
@@ -151,7 +169,8 @@ struct GlusterFSCSI: AsyncParsableCommand {
             heketiCAFile: heketiCAFile, heketiMaxOperations: heketiMaxOperations,
             heketiOperationTimeout: heketiOperationTimeout, mountLogDirectory: mountLogDirectory,
             mountPlacement: mountPlacement, cgroupRoot: cgroupRoot, systemdSocket: systemdSocket,
-            kubeletDirectory: kubeletDirectory)
+            kubeletDirectory: kubeletDirectory, annotateGID: annotateGID,
+            kubeServiceAccountDirectory: kubeServiceAccountDirectory)
     }
 
     func resolvedConfiguration() throws -> DriverConfiguration {
@@ -201,10 +220,12 @@ struct GlusterFSCSI: AsyncParsableCommand {
                 "version": "\(DriverInfo.version)",
             ])
         services.controller?.buildIndexInBackground(logger: logger)
+        let gidAnnotation = services.controller == nil ? nil : GIDAnnotation.start(configuration, logger: logger)
 
         let signal = await signals.next()
         logger.info(
             "shutting down", metadata: ["signal": "\(signal)", "grace": "\(configuration.shutdownGrace)"])
+        gidAnnotation?.cancel()
         let clean = await server.shutdown(
             grace: configuration.shutdownGrace, hardLimit: configuration.shutdownHardLimit)
         if clean {

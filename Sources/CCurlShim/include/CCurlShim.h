@@ -92,6 +92,17 @@ CURLcode ccurl_transfer_set_body(ccurl_transfer *transfer, const uint8_t *bytes,
 /// list is installed by ccurl_transfer_perform. Returns CURLE_OK or CURLE_OUT_OF_MEMORY.
 CURLcode ccurl_transfer_append_header(ccurl_transfer *transfer, const char *line);
 
+/// Receives the response body as it arrives, one piece at a time, on the thread running
+/// ccurl_transfer_perform. `bytes` is BORROWED for the call only. Returns 0 to go on; anything
+/// else stops the transfer (ccurl_transfer_perform then returns CURLE_WRITE_ERROR).
+typedef int (*ccurl_stream_callback)(void *context, const uint8_t *bytes, size_t length);
+
+/// Sends the body of the next perform to `callback` instead of collecting it (for streamed
+/// answers such as a Kubernetes watch): ccurl_transfer_body is then empty. `context` is BORROWED
+/// and passed back to every call; it must stay valid until the perform returns. NULL turns
+/// streaming off; ccurl_transfer_reset does too.
+void ccurl_transfer_set_stream(ccurl_transfer *transfer, ccurl_stream_callback callback, void *context);
+
 /// Performs the transfer: BLOCKS the calling thread until the exchange ends or times out. Never
 /// call it from a thread you cannot spare (in Swift: never on the cooperative pool). Installs
 /// the header list and the collecting callbacks, so call it after all setters.
