@@ -285,9 +285,11 @@ struct NodeInfoBody: HeketiResponseBody {
     }
 }
 
-/// A body Heketi sent that this client could not use.
-struct HeketiWireError: Error, Equatable {
-    var reason: String
+/// A body Heketi sent that this client could not use (or any JSON text `JSONValue` and
+/// `JSONFields` cannot read).
+public struct HeketiWireError: Error, Equatable {
+    /// What is wrong and where: "not JSON: unexpected end at byte 12", "unexpected type at spec.path".
+    public var reason: String
     init(_ reason: String) { self.reason = reason }
 }
 

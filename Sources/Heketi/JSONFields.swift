@@ -1,11 +1,12 @@
 /// The fields of one JSON object, read the way Go writes them: `null` and a missing field are the
 /// same (Go's zero value, here nil), and a wrong type is an error naming the field's path.
-struct JSONFields {
+public struct JSONFields {
     private let fields: [String: JSONValue]
     /// Where this object sits in the body, e.g. `mount.glusterfs`; empty at the top.
     private let path: String
 
-    init(_ value: JSONValue, path: String = "") throws(HeketiWireError) {
+    /// The fields of `value`, which must be an object; `path` names where it sits, for errors.
+    public init(_ value: JSONValue, path: String = "") throws(HeketiWireError) {
         guard case .object(let fields) = value else {
             throw HeketiWireError("unexpected type at \(path.isEmpty ? "the body" : path)")
         }
@@ -34,18 +35,20 @@ struct JSONFields {
         return value
     }
 
-    func string(_ key: String) throws(HeketiWireError) -> String? {
+    /// A string field; nil when missing or null.
+    public func string(_ key: String) throws(HeketiWireError) -> String? {
         guard let value = present(key) else { return nil }
         guard case .string(let text) = value else { throw mismatch(key) }
         return text
     }
 
-    func requiredString(_ key: String) throws(HeketiWireError) -> String {
+    /// A string field the body must have.
+    public func requiredString(_ key: String) throws(HeketiWireError) -> String {
         try required(key) { (key) throws(HeketiWireError) in try string(key) }
     }
 
     /// An integer; a fraction or a number beyond Int is a wrong type, as for Go's int.
-    func int(_ key: String) throws(HeketiWireError) -> Int? {
+    public func int(_ key: String) throws(HeketiWireError) -> Int? {
         guard let value = present(key) else { return nil }
         guard case .number(let number) = value, number == number.rounded(), let integer = Int(exactly: number) else {
             throw mismatch(key)
@@ -53,29 +56,34 @@ struct JSONFields {
         return integer
     }
 
-    func requiredInt(_ key: String) throws(HeketiWireError) -> Int {
+    /// An integer field the body must have.
+    public func requiredInt(_ key: String) throws(HeketiWireError) -> Int {
         try required(key) { (key) throws(HeketiWireError) in try int(key) }
     }
 
-    func double(_ key: String) throws(HeketiWireError) -> Double? {
+    /// A number field; nil when missing or null.
+    public func double(_ key: String) throws(HeketiWireError) -> Double? {
         guard let value = present(key) else { return nil }
         guard case .number(let number) = value else { throw mismatch(key) }
         return number
     }
 
-    func bool(_ key: String) throws(HeketiWireError) -> Bool? {
+    /// A boolean field; nil when missing or null.
+    public func bool(_ key: String) throws(HeketiWireError) -> Bool? {
         guard let value = present(key) else { return nil }
         guard case .bool(let flag) = value else { throw mismatch(key) }
         return flag
     }
 
-    func array(_ key: String) throws(HeketiWireError) -> [JSONValue]? {
+    /// An array field, its elements unread; nil when missing or null.
+    public func array(_ key: String) throws(HeketiWireError) -> [JSONValue]? {
         guard let value = present(key) else { return nil }
         guard case .array(let values) = value else { throw mismatch(key) }
         return values
     }
 
-    func strings(_ key: String) throws(HeketiWireError) -> [String]? {
+    /// An array of strings; any other element is a wrong type.
+    public func strings(_ key: String) throws(HeketiWireError) -> [String]? {
         guard let values = try array(key) else { return nil }
         var texts: [String] = []
         texts.reserveCapacity(values.count)
@@ -88,18 +96,34 @@ struct JSONFields {
         return texts
     }
 
-    func object(_ key: String) throws(HeketiWireError) -> JSONFields? {
+    /// An object field, to read further; nil when missing or null.
+    public func object(_ key: String) throws(HeketiWireError) -> JSONFields? {
         guard let value = present(key) else { return nil }
         return try JSONFields(value, path: fieldPath(key))
     }
 
     /// The objects of an array field, each with its path (`devices[1]`).
-    func objects(_ key: String) throws(HeketiWireError) -> [JSONFields]? {
+    public func objects(_ key: String) throws(HeketiWireError) -> [JSONFields]? {
         guard let values = try array(key) else { return nil }
         var objects: [JSONFields] = []
         for (index, value) in values.enumerated() {
             objects.append(try JSONFields(value, path: "\(fieldPath(key))[\(index)]"))
         }
         return objects
+    }
+
+    /// An object of strings, such as Kubernetes labels and annotations; any other value is a wrong
+    /// type naming its key.
+    public func stringMap(_ key: String) throws(HeketiWireError) -> [String: String]? {
+        guard let value = present(key) else { return nil }
+        guard case .object(let entries) = value else { throw mismatch(key) }
+        var map: [String: String] = [:]
+        for (name, entry) in entries {
+            guard case .string(let text) = entry else {
+                throw HeketiWireError("unexpected type at \(fieldPath(key))[\(name)]")
+            }
+            map[name] = text
+        }
+        return map
     }
 }

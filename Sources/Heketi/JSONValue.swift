@@ -2,8 +2,9 @@
 ///
 /// Heketi's bodies are small and flat; a Codable decoder spends most of a request's client-side
 /// CPU on them (containers, key lookups, metadata), so they are read into this tree and picked
-/// apart by hand (`JSONFields`), and written with sorted keys.
-enum JSONValue: Equatable, Sendable {
+/// apart by hand (`JSONFields`), and written with sorted keys. Public for the other readers of
+/// JSON in the package (`glusterfs-csi migrate` reads Kubernetes objects with it).
+public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
@@ -12,13 +13,13 @@ enum JSONValue: Equatable, Sendable {
     case object([String: JSONValue])
 
     /// Parses one JSON text (RFC 8259). Throws with the byte offset of the first problem.
-    init(parsing bytes: [UInt8]) throws(HeketiWireError) {
+    public init(parsing bytes: [UInt8]) throws(HeketiWireError) {
         var reader = JSONReader(bytes)
         self = try reader.document()
     }
 
     /// The JSON text of this value: object keys sorted, no whitespace.
-    var text: [UInt8] {
+    public var text: [UInt8] {
         var output: [UInt8] = []
         write(to: &output)
         return output
