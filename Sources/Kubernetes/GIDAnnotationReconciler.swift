@@ -46,23 +46,39 @@ public final class GIDAnnotationReconciler: Sendable {
 
     // MARK: - Watching
 
+    /// Lists once, then watches from the last resourceVersion seen for as long as that works: a
+    /// failed or cut watch is resumed from it (after a backoff unless it had run a while), and only
+    /// 410 Gone, or a failed list, leads to a new list.
     private func listAndWatchLoop() async {
         var failures = 0
+        var resourceVersion: String?
         while !Task.isCancelled {
+            let started = ContinuousClock.now
             do throws(KubernetesError) {
-                var resourceVersion = try await listAll()
-                failures = 0
-                while !Task.isCancelled {
-                    guard let next = try await watch(from: resourceVersion) else {
-                        logger.info("pv watch expired (410 Gone); listing again")
-                        break
+                guard let from = resourceVersion else {
+                    resourceVersion = try await listAll()
+                    continue
+                }
+                let outcome = try await watch(from: from)
+                switch outcome {
+                case .expired:
+                    logger.info("pv watch expired (410 Gone); listing again")
+                    resourceVersion = nil
+                    failures = 0
+                case .ended(let last, let events):
+                    resourceVersion = last
+                    // A watch the server ends at once with nothing in it is a server in trouble,
+                    // not a quiet cluster: without a pause this would be a busy loop.
+                    guard events > 0 || ContinuousClock.now - started >= .seconds(1) else {
+                        throw .malformed("the watch ended at once without an event")
                     }
-                    resourceVersion = next
                     failures = 0
                 }
             } catch {
+                // A watch that ran a while and then broke (a connection reset) resumes at once.
+                if resourceVersion != nil, ContinuousClock.now - started >= .seconds(10) { failures = 0 }
                 failures += 1
-                let delay = backoff.delay(afterFailures: failures)
+                let delay = failures == 1 && resourceVersion != nil ? .zero : backoff.delay(afterFailures: failures - 1)
                 logger.warning(
                     "cannot list or watch PersistentVolumes; retrying",
                     metadata: [
@@ -95,13 +111,23 @@ public final class GIDAnnotationReconciler: Sendable {
         return resourceVersion
     }
 
-    /// One watch; returns the resourceVersion to resume from, or nil when it expired (relist).
-    private func watch(from resourceVersion: String) async throws(KubernetesError) -> String? {
+    enum WatchOutcome {
+        /// The server ended the stream: resume from `resourceVersion`; `events` were seen.
+        case ended(resourceVersion: String, events: Int)
+        /// 410 Gone: list again.
+        case expired
+    }
+
+    /// One watch, until the server ends it.
+    private func watch(from resourceVersion: String) async throws(KubernetesError) -> WatchOutcome {
         let latest = Mutex(resourceVersion)
         let expired = Mutex(false)
+        let events = Mutex(0)
+        let failure = Mutex<KubernetesError?>(nil)
         // Servers end a watch after timeoutSeconds; a spread keeps many clients from reconnecting together.
         let timeout = Int.random(in: 300...600)
         try await client.watchPersistentVolumes(from: resourceVersion, timeoutSeconds: timeout) { [self] event in
+            events.withLock { $0 += 1 }
             switch event {
             case .added(let volume), .modified(let volume):
                 latest.withLock { $0 = volume.resourceVersion }
@@ -120,12 +146,14 @@ public final class GIDAnnotationReconciler: Sendable {
                 expired.withLock { $0 = true }
                 return false
             case .error(let code, let message):
-                logger.warning("pv watch error event", metadata: ["code": "\(code)", "message": "\(message)"])
+                failure.withLock { $0 = .status(code: code, message: message) }
                 return false
             }
             return true
         }
-        return expired.withLock { $0 } ? nil : latest.withLock { $0 }
+        if let failure = failure.withLock({ $0 }) { throw failure }
+        if expired.withLock({ $0 }) { return .expired }
+        return .ended(resourceVersion: latest.withLock { $0 }, events: events.withLock { $0 })
     }
 
     // MARK: - Patching
@@ -139,7 +167,7 @@ public final class GIDAnnotationReconciler: Sendable {
                 var failed: KubernetesError?
                 for (name, gid) in work.sorted(by: { $0.key < $1.key }) {
                     do throws(KubernetesError) {
-                        try await client.patchGIDAnnotation(name: name, gid: gid)
+                        try await patchRetryingConflicts(name: name, gid: gid)
                         done(name, gid)
                         logger.info("pv annotated with its gid", metadata: ["pv": "\(name)", "gid": "\(gid)"])
                     } catch {
@@ -166,6 +194,20 @@ public final class GIDAnnotationReconciler: Sendable {
                         "hint": "\(Self.hint(for: failed, verb: "patch"))",
                     ])
                 try? await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// A merge patch of one annotation does not depend on what else changed, so a conflict (the PV
+    /// changed while it was patched) is retried at once, a few times, before it counts as a failure.
+    private func patchRetryingConflicts(name: String, gid: String) async throws(KubernetesError) {
+        var attempt = 1
+        while true {
+            do {
+                return try await client.patchGIDAnnotation(name: name, gid: gid)
+            } catch {
+                guard case .status(code: 409, _) = error, attempt < 4 else { throw error }
+                attempt += 1
             }
         }
     }

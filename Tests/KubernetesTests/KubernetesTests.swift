@@ -188,11 +188,11 @@ final class FakeAPI: HTTPStreamingTransport {
         let api = FakeAPI()
         api.state.withLock { state in
             state.volumes = ["pv-a": FakeAPI.volume("pv-a"), "pv-gone": FakeAPI.volume("pv-gone", gid: "40009")]
-            // pv-a: 409, then 403, then accepted; pv-gone: 404 (in sorted order: a, gone, a, a).
-            state.patchAnswers = [409, 404, 403]
+            // pv-a: 409 (retried at once), 403 (retried after a backoff), then accepted; pv-gone: 404.
+            state.patchAnswers = [409, 403, 404]
         }
         await run(api) { api.patchedNames.count >= 4 }
-        #expect(api.patchedNames == ["pv-a", "pv-gone", "pv-a", "pv-a"])
+        #expect(api.patchedNames == ["pv-a", "pv-a", "pv-gone", "pv-a"])
     }
 
     @Test func aRefusedListIsRetriedWithBackoff() async {
@@ -212,6 +212,29 @@ final class FakeAPI: HTTPStreamingTransport {
         // 20 ms doubling to 100 ms: a handful of tries in 300 ms, not hundreds.
         #expect(refused >= 2 && refused <= 10, "\(refused) lists")
         #expect(api.patchedNames == ["pv-a"])
+    }
+
+    @Test func watchesThatEndAtOnceOrReportErrorsBackOff() async {
+        let api = FakeAPI()
+        let empty = Array(repeating: [String](), count: 50)
+        let errors = Array(
+            repeating: [#"{"type":"ERROR","object":{"kind":"Status","code":500,"message":"etcd unavailable"}}"#],
+            count: 50)
+        for scripts in [empty, errors] {
+            api.state.withLock { state in
+                state.watchScripts = scripts
+                state.requests = []
+            }
+            let task = Task { await reconciler(api).run() }
+            try? await Task.sleep(for: .milliseconds(300))
+            task.cancel()
+            await task.value
+            let watches = api.state.withLock { $0.requests.filter { $0.hasPrefix("WATCH") }.count }
+            // 20 ms doubling to 100 ms: a handful in 300 ms, not one per millisecond.
+            #expect(watches >= 2 && watches <= 10, "\(watches) watches")
+            // Resumed from the list's resourceVersion, not listed again.
+            #expect(api.state.withLock { $0.requests.filter { $0.hasPrefix("GET") }.count } == 1)
+        }
     }
 
     @Test func watchLinesArriveWholeWhateverTheChunks() {
