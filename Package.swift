@@ -122,10 +122,17 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
+        // `glusterfs-csi migrate`: in-tree GlusterFS PVs into manifests of this driver. Reads Kubernetes
+        // JSON with Heketi's JSON reader and checks with the controller's and node's own rules.
+        .target(
+            name: "Migration",
+            dependencies: ["CSICore", "Controller", "Heketi", "Node"]
+        ),
         .executableTarget(
             name: "glusterfs-csi",
             dependencies: [
                 "CSICore", "CSIProto", "GRPCServer", "Controller", "Node", "Heketi", "CurlTransport", "SystemdBus",
+                "Migration",
                 "Kubernetes", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -171,6 +178,12 @@ let package = Package(
         .testTarget(
             name: "SystemdBusTests",
             dependencies: ["SystemdBus"]
+        ),
+        .testTarget(
+            name: "MigrationTests",
+            dependencies: ["Migration", "CSICore", "Controller", "Heketi", "Node"],
+            // Inputs and golden outputs, read by path (#filePath): not resources of the bundle.
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "DriverTests",

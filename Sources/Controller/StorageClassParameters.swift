@@ -129,7 +129,7 @@ struct StorageClassParameters: Sendable, Equatable {
         }
     }
 
-    private static func clusterIDs(_ key: String, _ value: String) throws(CSIError) -> [String] {
+    static func clusterIDs(_ key: String, _ value: String) throws(CSIError) -> [String] {
         let ids = value.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
         for id in ids where !id.utf8.allSatisfy(\.isHexDigit) {
             throw invalid(key, value, "a comma-separated list of Heketi cluster IDs (hex)")

@@ -29,7 +29,10 @@ struct GlusterFSCSI: AsyncParsableCommand {
             SIGTERM or SIGINT stops accepting calls, lets calls in flight finish within the grace period,
             and exits 0 when all were answered.
             """,
-        version: DriverInfo.version)
+        version: DriverInfo.version,
+        // Runs only when named (`glusterfs-csi migrate ...`); without a subcommand this command
+        // serves CSI, with the same flags as before.
+        subcommands: [MigrateCommand.self])
 
     @Option(
         help:

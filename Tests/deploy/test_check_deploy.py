@@ -72,9 +72,9 @@ def check(binary: Path, *checks: str, root: Path = REPO, binary_override: Path |
 def test_the_repository_passes_every_check(binary):
     result = check(binary)
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ["render", "validate", "yamllint", "hadolint", "agreement", "ldd", "docs"]:
+    for name in ["render", "validate", "yamllint", "hadolint", "agreement", "ldd", "migrate", "docs"]:
         assert f"check-deploy: {name}: ok" in result.stdout
-    assert "7 passed, 0 failed" in result.stdout
+    assert "8 passed, 0 failed" in result.stdout
 
 
 def test_an_unmodified_copy_passes(binary, tree):
@@ -311,6 +311,14 @@ BREAKAGES = [
      "must run 'swift build -c release --static-swift-stdlib --product glusterfs-csi'"),
     ("ldd: another Debian release", "ldd", "Dockerfile",
      "FROM debian:bookworm-slim", "FROM debian:trixie-slim", "the runtime stage is FROM debian:trixie-slim"),
+    # glusterfs-csi migrate writes exactly what the page and the example show for the walkthrough's claim.
+    ("migrate: docs/migration.md step 6 not what the command writes", "migrate", "docs/migration.md",
+     '      heketiClusterID: "630372ccdc720a92c681fb928f27b53f"\n', "",
+     "docs/migration.md (step 6) differs from what `glusterfs-csi migrate in-tree.json` writes for claim "
+     "default/legacy-data"),
+    ("migrate: the example's claimRef not what the command writes", "migrate", "deploy/examples/migrated-pv.yaml",
+     "    name: legacy-data\n", "    name: legacy-data-old\n",
+     "deploy/examples/migrated-pv.yaml differs from what `glusterfs-csi migrate in-tree.json` writes"),
     ("docs: a StorageClass parameter left undocumented", "docs", "docs/storageclass.md",
      "| `snapfactor` |", "| `snapshot-factor` |", "does not document the StorageClass parameter `snapfactor`"),
     ("docs: a link to a heading that does not exist", "docs", "docs/security.md",
@@ -426,3 +434,45 @@ def test_unknown_check_names_are_refused():
     result = subprocess.run([sys.executable, str(SCRIPT), "lint"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "unknown check 'lint'" in result.stderr
+
+
+BROKEN_MIGRATE = """#!/bin/sh
+# The real binary, except that `migrate` writes a PV the API server would reject.
+if [ "$1" = migrate ]; then
+    cat <<'YAML'
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: pv-x
+spec:
+  capacity:
+    storage: 10240Mi
+  accessModes: [ReadWriteMany]
+  csi:
+    driver: glusterfs.csi.heketi.io
+    volumeHandle: "v1:5c6f2a3b9d0e4f1a8b7c6d5e4f3a2b1c:"
+    volumeAttributs: {}
+  claimRef: {namespace: default, name: x}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: x, namespace: default}
+spec: {volumeName: pv-x, accessModes: [ReadWriteMany], resources: {requests: {storage: 10Gi}}}
+YAML
+    exit 0
+fi
+exec "%s" "$@"
+"""
+
+
+def test_migrate_validates_what_the_binary_writes(binary, tree, tmp_path):
+    """The manifests of `glusterfs-csi migrate` go through the same schemas and quantity rules as deploy/."""
+    fake = tmp_path / "glusterfs-csi"
+    fake.write_text(BROKEN_MIGRATE % binary)
+    fake.chmod(0o755)
+    result = check(binary, "migrate", root=tree.root, binary_override=fake)
+    assert result.returncode == 1, result.stdout
+    assert "check-deploy: migrate: FAILED" in result.stdout, result.stdout
+    assert "('volumeAttributs' was unexpected) (at spec/csi)" in result.stdout, result.stdout
+    assert "spec.capacity.storage: write '10240Mi' as '10Gi'" in result.stdout, result.stdout
+    assert "its output differs from Tests/MigrationTests/Fixtures/migrate/in-tree.yaml" in result.stdout, result.stdout

@@ -43,6 +43,8 @@ class BinaryFacts:
         text = help_result.stdout
         version = run([str(path), "--version"]).stdout.strip()
         head, _, options_text = text.partition("OPTIONS:")
+        # Subcommands (migrate) have flags of their own, not the driver's.
+        options_text = options_text.partition("\nSUBCOMMANDS:")[0]
         options: dict[str, str | None] = {}
         takes_value: set[str] = set()
         current = None

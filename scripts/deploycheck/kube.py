@@ -76,6 +76,19 @@ def check_validate(context: Context) -> str:
         documents += [(f"{directory.relative_to(context.root)} (rendered)", o)
                       for o in context.rendered_objects(directory)]
     documents += [(str(path.relative_to(context.root)), o) for path, o in context.examples()]
+    quantities, own = validate_documents(documents, version, problems)
+    problems.raise_if_any()
+    return (f"{len(documents) - own} objects valid against the Kubernetes {version} schemas (strict), {own} "
+            f"snapshot.storage.k8s.io objects against ours (scripts/deploycheck/crds.py, strict, Kubernetes "
+            f"{version} ObjectMeta), {quantities} quantities in the API server's canonical form")
+
+
+def validate_documents(documents: list[tuple[str, dict]], version: str, problems: Problems) -> tuple[int, int]:
+    """Each (origin, object) against its schema, strictly, and its quantities against the canonical form;
+    problems go to `problems`. Returns how many quantities were checked and how many objects had our own
+    (snapshot CRD) schemas."""
+    import kubernetes_validate
+
     quantities = 0
     own = 0
     for origin, document in documents:
@@ -105,10 +118,7 @@ def check_validate(context: Context) -> str:
             problems.add(f"{name}: {error.message} (at {path or 'top level'})")
         except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as error:
             problems.add(f"{name}: no schema for it in Kubernetes {version}: {error}")
-    problems.raise_if_any()
-    return (f"{len(documents) - own} objects valid against the Kubernetes {version} schemas (strict), {own} "
-            f"snapshot.storage.k8s.io objects against ours (scripts/deploycheck/crds.py, strict, Kubernetes "
-            f"{version} ObjectMeta), {quantities} quantities in the API server's canonical form")
+    return quantities, own
 
 
 def crd_errors(document: dict, schema: dict, version: str) -> list[str]:
