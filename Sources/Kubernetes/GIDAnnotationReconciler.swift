@@ -75,6 +75,13 @@ public final class GIDAnnotationReconciler: Sendable {
                     failures = 0
                 }
             } catch {
+                // 410 as the watch's HTTP status (not as an event): too old as well, so list again.
+                if case .status(code: 410, _) = error, resourceVersion != nil {
+                    logger.info("pv watch expired (410 Gone); listing again")
+                    resourceVersion = nil
+                    failures = 0
+                    continue
+                }
                 // A watch that ran a while and then broke (a connection reset) resumes at once.
                 if resourceVersion != nil, ContinuousClock.now - started >= .seconds(10) { failures = 0 }
                 failures += 1

@@ -18,6 +18,8 @@ final class FakeAPI: HTTPStreamingTransport {
         /// Each watch call takes the next script: lines to send (then the stream ends).
         var watchScripts: [[String]] = []
         var watchResourceVersions: [String] = []
+        /// HTTP statuses for the next watches (with a Status body), before the scripts.
+        var watchStatus: [Int] = []
     }
 
     let state = Mutex(State())
@@ -53,7 +55,13 @@ final class FakeAPI: HTTPStreamingTransport {
         let script = state.withLock { state -> [String]? in
             state.requests.append("WATCH \(request.url)")
             state.watchResourceVersions.append(Self.query(request.url, "resourceVersion") ?? "")
+            if !state.watchStatus.isEmpty { return ["status \(state.watchStatus.removeFirst())"] }
             return state.watchScripts.isEmpty ? nil : state.watchScripts.removeFirst()
+        }
+        if let first = script?.first, first.hasPrefix("status "), let code = Int(first.dropFirst(7)) {
+            let body = Self.status(code, "watch refused").body
+            _ = onData(code, body)
+            return HTTPResponse(status: code)
         }
         guard let script else {
             // No script left: hold the watch open until the test ends it.
@@ -179,6 +187,14 @@ final class FakeAPI: HTTPStreamingTransport {
         api.state.withLock { state in
             state.watchScripts = [[#"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}"#]]
         }
+        await run(api) { api.state.withLock { $0.requests.filter { $0.hasPrefix("GET") }.count >= 2 } }
+        let requests = api.state.withLock { $0.requests }
+        #expect(requests.prefix(3).map { $0.prefix(5) } == ["GET /", "WATCH", "GET /"], "\(requests)")
+    }
+
+    @Test func aWatchAnswered410ListsAgain() async {
+        let api = FakeAPI()
+        api.state.withLock { $0.watchStatus = [410] }
         await run(api) { api.state.withLock { $0.requests.filter { $0.hasPrefix("GET") }.count >= 2 } }
         let requests = api.state.withLock { $0.requests }
         #expect(requests.prefix(3).map { $0.prefix(5) } == ["GET /", "WATCH", "GET /"], "\(requests)")
