@@ -58,8 +58,7 @@ SECRET_MARK = f"hush-{TOKEN}-"  # in every value sent in `secrets`: must never r
 
 # Methods the driver does not serve (it does not advertise them): UNIMPLEMENTED, before decoding.
 UNIMPLEMENTED = {
-    "ControllerPublishVolume", "ControllerUnpublishVolume", "CreateSnapshot", "DeleteSnapshot",
-    "ListSnapshots", "GetSnapshot", "ControllerModifyVolume", "NodeExpandVolume",
+    "ControllerPublishVolume", "ControllerUnpublishVolume", "ControllerModifyVolume", "NodeExpandVolume",
 }
 
 # The codes the CSI spec documents for each method (its error tables and the general ones it
@@ -78,6 +77,12 @@ ALLOWED = {
                                C.ABORTED, C.UNAUTHENTICATED},
     # A volume ID names its Heketi; one other than --heketi-url gets no key (the call has no secrets).
     "ControllerGetVolume": {C.OK, C.NOT_FOUND, C.UNAUTHENTICATED},
+    # NOT_FOUND: the source volume does not exist (not in the spec's table, but what a CO expects
+    # and what the CSI reference driver answers).
+    "CreateSnapshot": {C.OK, C.ALREADY_EXISTS, C.NOT_FOUND, C.RESOURCE_EXHAUSTED, C.ABORTED, C.UNAUTHENTICATED},
+    "DeleteSnapshot": {C.OK, C.FAILED_PRECONDITION, C.ABORTED, C.UNAUTHENTICATED},
+    "ListSnapshots": {C.OK, C.ABORTED, C.UNAUTHENTICATED},
+    "GetSnapshot": {C.OK, C.NOT_FOUND, C.UNAUTHENTICATED},
     "NodeStageVolume": {C.OK, C.NOT_FOUND, C.ALREADY_EXISTS, C.FAILED_PRECONDITION, C.ABORTED},
     "NodeUnstageVolume": {C.OK, C.NOT_FOUND, C.FAILED_PRECONDITION, C.ABORTED},
     "NodePublishVolume": {C.OK, C.NOT_FOUND, C.ALREADY_EXISTS, C.FAILED_PRECONDITION, C.ABORTED},
@@ -101,7 +106,7 @@ KNOWN_KEYS = {
     "volume_context": ["glusterVolume", "glusterHosts", "gid"],
 }
 PATH_FIELDS = {"staging_target_path", "target_path", "volume_path"}
-VOLUME_ID_FIELDS = {"volume_id", "source_volume_id"}
+VOLUME_ID_FIELDS = {"volume_id", "source_volume_id", "snapshot_id"}
 
 # The longest status message accepted. gRPC sends it in a trailer: gRPC-core clients refuse trailers
 # over 16 KiB (the call then ends RESOURCE_EXHAUSTED on the client, and the driver's answer is lost)
@@ -376,6 +381,10 @@ def base_requests(rig: Rig) -> dict:
         volume_capabilities=[capability(pb)], secrets=keyed).SerializeToString())
     assert created.code == C.OK, created.message
     existing = pb.CreateVolumeResponse.FromString(created.response).volume.volume_id
+    snapshotted = rig.call("CreateSnapshot", pb.CreateSnapshotRequest(
+        name="hostile-existing-snapshot", source_volume_id=existing).SerializeToString())
+    assert snapshotted.code == C.OK, snapshotted.message
+    snapshot = pb.CreateSnapshotResponse.FromString(snapshotted.response).snapshot.snapshot_id
     missing = f"v1:{'0' * 32}:{rig.heketi.url}"
     staging = str(rig.kubelet / "plugins/foreign/globalmount")  # a tmpfs: FAILED_PRECONDITION, never mounted
     context = {"glusterHosts": "127.0.0.1", "glusterVolume": "hostile"}
@@ -396,9 +405,10 @@ def base_requests(rig: Rig) -> dict:
         "GetCapacity": pb.GetCapacityRequest(volume_capabilities=[capability(pb)]),
         "ControllerGetCapabilities": pb.ControllerGetCapabilitiesRequest(),
         "CreateSnapshot": pb.CreateSnapshotRequest(source_volume_id=existing, name="hostile-snapshot"),
-        "DeleteSnapshot": pb.DeleteSnapshotRequest(snapshot_id="hostile-snapshot"),
-        "ListSnapshots": pb.ListSnapshotsRequest(),
-        "GetSnapshot": pb.GetSnapshotRequest(snapshot_id="hostile-snapshot"),
+        # A snapshot ID of this driver's shape that names no clone: deleted already, OK.
+        "DeleteSnapshot": pb.DeleteSnapshotRequest(snapshot_id=f"s1:{'0' * 32}:{rig.heketi.url}", secrets=keyed),
+        "ListSnapshots": pb.ListSnapshotsRequest(max_entries=2),
+        "GetSnapshot": pb.GetSnapshotRequest(snapshot_id=snapshot, secrets=keyed),
         "ControllerExpandVolume": pb.ControllerExpandVolumeRequest(
             volume_id=existing, capacity_range=pb.CapacityRange(required_bytes=GIB),
             volume_capability=capability(pb), secrets=keyed),
@@ -531,17 +541,23 @@ def test_unknown_enum_values_access_types_and_content_source_kinds(rig):
                                        ("an empty capability", b"")):
             payload = request.SerializeToString() + hostile.length_delimited(number, capability_bytes)
             cases.append(refused_capability(rig, method, what, payload))
-    # VolumeContentSource kinds: an unknown one (field 3), none, and the snapshot kind this driver
-    # does not support.
+    # VolumeContentSource kinds: an unknown one (field 3) and none are invalid; a snapshot source
+    # that names no snapshot of this driver (a volume ID included) is not found.
     base = rig.bases["CreateVolume"]
     source_number = base.DESCRIPTOR.fields_by_name["volume_content_source"].number
-    for what, source in (("an unknown volume_content_source kind (field 3)",
-                          hostile.length_delimited(3, hostile.length_delimited(1, b"src"))),
-                         ("a volume_content_source of no kind", b""),
-                         ("a snapshot volume_content_source", pb.VolumeContentSource(
-                             snapshot=pb.VolumeContentSource.SnapshotSource(snapshot_id="snap")).SerializeToString())):
+    volume_id = rig.bases["ControllerGetVolume"].volume_id
+    for what, source, code in (
+            ("an unknown volume_content_source kind (field 3)",
+             hostile.length_delimited(3, hostile.length_delimited(1, b"src")), C.INVALID_ARGUMENT),
+            ("a volume_content_source of no kind", b"", C.INVALID_ARGUMENT),
+            ("a snapshot volume_content_source naming no snapshot", pb.VolumeContentSource(
+                snapshot=pb.VolumeContentSource.SnapshotSource(snapshot_id="snap")).SerializeToString(),
+             C.NOT_FOUND),
+            ("a snapshot volume_content_source naming a volume", pb.VolumeContentSource(
+                snapshot=pb.VolumeContentSource.SnapshotSource(snapshot_id=volume_id)).SerializeToString(),
+             C.NOT_FOUND)):
         payload = base.SerializeToString() + hostile.length_delimited(source_number, source)
-        cases.append(Case("CreateVolume", what, payload, {C.INVALID_ARGUMENT}))
+        cases.append(Case("CreateVolume", what, payload, {code}))
     # RPC and capability types appear only in responses; a request can only carry them as fields
     # its message does not have: ignored, and the answer is the usual one.
     for method in ("GetPluginCapabilities", "ControllerGetCapabilities", "NodeGetCapabilities"):
@@ -570,12 +586,16 @@ def hostile_cases(rig: Rig, method: str) -> list[Case]:
             values.update(paths)
         if kind == hostile.SINGLE and slot.field in VOLUME_ID_FIELDS and method not in UNIMPLEMENTED and \
                 not method.startswith("Node"):
-            values.update({
-                "a v1 ID with $() as Heketi ID": f"v1:$(touch /tmp/pwned-{TOKEN}-id):{rig.heketi.url}",
-                "a v1 ID with a file:// URL": f"v1:{'0' * 32}:file:///etc/passwd",
-                "a v1 ID with a path in the URL": f"v1:{'0' * 32}:{rig.heketi.url}/../../etc",
-                "a v1 ID with a newline in the URL": f"v1:{'0' * 32}:{rig.heketi.url}\r\nX-Injected: 1",
-            })
+            # Snapshot IDs (s1:) have the volume ID's shape; each kind of ID goes in each ID field.
+            for version in ("v1", "s1"):
+                values.update({
+                    f"a {version} ID with $() as Heketi ID":
+                        f"{version}:$(touch /tmp/pwned-{TOKEN}-id):{rig.heketi.url}",
+                    f"a {version} ID with a file:// URL": f"{version}:{'0' * 32}:file:///etc/passwd",
+                    f"a {version} ID with a path in the URL": f"{version}:{'0' * 32}:{rig.heketi.url}/../../etc",
+                    f"a {version} ID with a newline in the URL":
+                        f"{version}:{'0' * 32}:{rig.heketi.url}\r\nX-Injected: 1",
+                })
         secret = slot.steps[0][0] == "secrets"
         keys = KNOWN_KEYS.get(slot.field, ["hostile-test-key"]) if kind == hostile.VALUE else [None]
         for name, value in values.items():
@@ -628,6 +648,9 @@ def must_for(method: str, slot, name: str, raw) -> set | None:
         return {C.INVALID_ARGUMENT}
     if name == "empty" and len(slot.steps) == 1 and field in ("volume_id", "name", "target_path") and \
             method not in ("DeleteVolume",):
+        return {C.INVALID_ARGUMENT}
+    if name == "empty" and len(slot.steps) == 1 and field in ("snapshot_id", "source_volume_id") and \
+            method != "ListSnapshots":  # for ListSnapshots an empty filter is no filter
         return {C.INVALID_ARGUMENT}
     return None
 

@@ -182,6 +182,7 @@ SECRET_REQUESTS = [
     ("Controller", "ListSnapshots", "ListSnapshotsRequest"),
     ("Controller", "CreateSnapshot", "CreateSnapshotRequest"),
     ("Controller", "DeleteSnapshot", "DeleteSnapshotRequest"),
+    ("Controller", "GetSnapshot", "GetSnapshotRequest"),
     ("Controller", "ControllerExpandVolume", "ControllerExpandVolumeRequest"),
     ("Controller", "ControllerModifyVolume", "ControllerModifyVolumeRequest"),
     ("Node", "NodeStageVolume", "NodeStageVolumeRequest"),

@@ -3,8 +3,8 @@ a Unix socket in front of the Heketi-compatible test server in gluster mode, set
 csi-sanity/run, which passes it in through CSI_SANITY_* variables. Calls go through an independent
 Python gRPC client (stubs generated from proto/csi.proto at test time).
 
-Each test names its volumes `sanity-<run>-<what>` and registers everything it creates, stages or
-publishes with the `res` fixture, which undoes it in reverse order at the end of the test even when
+Each test names its volumes and snapshots `sanity-<run>-<what>` and registers everything it creates,
+snapshots, stages or publishes with the `res` fixture, which undoes it in reverse order at the end of the test even when
 the test failed, and fails the test's teardown when an undo does not work.
 """
 
@@ -209,6 +209,20 @@ class Resources:
         request = self.pb.DeleteVolumeRequest(volume_id=volume_id, secrets=self.secrets)
         self.undo.append((f"DeleteVolume {volume_id}", lambda: self.controller.DeleteVolume(request, timeout=TIMEOUT)))
 
+    def snapshot(self, name: str, source_volume_id: str, parameters=None):
+        """CreateSnapshot with the suite's Secret (the snapshotter's); deleted at teardown, before
+        the volumes made earlier (its source) and after those made later (restores)."""
+        request = self.pb.CreateSnapshotRequest(name=name, source_volume_id=source_volume_id,
+                                                parameters=parameters or {}, secrets=self.secrets)
+        snapshot = self.controller.CreateSnapshot(request, timeout=TIMEOUT).snapshot
+        self.track_snapshot(snapshot.snapshot_id)
+        return snapshot
+
+    def track_snapshot(self, snapshot_id: str):
+        request = self.pb.DeleteSnapshotRequest(snapshot_id=snapshot_id, secrets=self.secrets)
+        self.undo.append((f"DeleteSnapshot {snapshot_id}",
+                          lambda: self.controller.DeleteSnapshot(request, timeout=TIMEOUT)))
+
     def stage(self, node: NodeHandle, volume, capability, staging: Path | None = None):
         staging = staging or node.staging(self.test)
         request = self.pb.NodeStageVolumeRequest(
@@ -366,3 +380,8 @@ def heketi_requests(heketi, route: str) -> int:
 def unknown_volume_id() -> str:
     """A volume ID in this driver's format for a Heketi volume that does not exist."""
     return "v1:" + secrets_module.token_hex(16) + ":"
+
+
+def unknown_snapshot_id() -> str:
+    """A snapshot ID in this driver's format for a Heketi clone that does not exist."""
+    return "s1:" + secrets_module.token_hex(16) + ":"

@@ -38,7 +38,8 @@ NODE_RPCS = {
     "NodeGetInfo": None,
 }
 # Calls whose empty request is valid; they must simply succeed.
-ANSWER_EMPTY = {"ListVolumes", "GetCapacity", "ControllerGetCapabilities", "NodeGetCapabilities", "NodeGetInfo"}
+ANSWER_EMPTY = {"ListVolumes", "GetCapacity", "ListSnapshots", "ControllerGetCapabilities", "NodeGetCapabilities",
+                "NodeGetInfo"}
 
 
 def unary_methods(pb, service: str) -> dict:
@@ -100,9 +101,10 @@ def node_capabilities(pb, rpc, channel) -> set[str]:
 
 
 def test_controller_capabilities_are_what_glusterfs_through_heketi_can_do(pb, rpc, main_channel):
+    # Snapshots are Heketi clones (a gluster snapshot of thin bricks).
     assert controller_capabilities(pb, rpc, main_channel) == {
         "CREATE_DELETE_VOLUME", "EXPAND_VOLUME", "CLONE_VOLUME", "GET_CAPACITY", "GET_VOLUME", "LIST_VOLUMES",
-        "SINGLE_NODE_MULTI_WRITER"}
+        "SINGLE_NODE_MULTI_WRITER", "CREATE_DELETE_SNAPSHOT", "LIST_SNAPSHOTS", "GET_SNAPSHOT"}
 
 
 def test_node_capabilities_are_what_a_fuse_mount_needs(pb, rpc, main_channel):
@@ -123,8 +125,8 @@ def test_node_mode_serves_no_controller_rpc(pb, rpc, node_only):
 
 def test_controller_mode_serves_no_node_rpc(pb, rpc, controller_only):
     check_service(pb, controller_only.channel, "Node", NODE_RPCS, None)
-    # ListVolumes is checked on its own below (a known bug); GetCapacity without parameters has no
-    # Heketi to ask here, and may say so.
+    # ListVolumes is checked on its own below (a known bug); GetCapacity without parameters, and
+    # ListSnapshots without a filter, have no Heketi to ask here, and may say so.
     check_service(pb, controller_only.channel, "Controller", CONTROLLER_RPCS,
                   controller_capabilities(pb, rpc, controller_only.channel), skip={"ListVolumes"},
                   answer_empty=False)
