@@ -72,8 +72,9 @@ extension ControllerService {
             logger.info("adopting existing heketi volume", metadata: ["heketi.id": "\(existing.id)"])
             return existing
         }
-        if source != nil {
+        if let source {
             try await requireSettled(index, before: "volume \(name)")
+            try await checkKind(of: source, heketi: heketi, index: index)
         }
         do throws(HeketiError) {
             let volume: HeketiVolume
@@ -94,6 +95,20 @@ extension ControllerService {
             default:
                 throw error
             }
+        }
+    }
+
+    /// A volume source must be a volume and a snapshot source a snapshot's clone (each is a Heketi
+    /// volume; the name tells them apart): anything else is NOT_FOUND, as the other calls answer
+    /// for an ID of the wrong kind. The index normally knows the source; if not, Heketi is asked.
+    private static func checkKind(of source: CloneSource, heketi: any HeketiAPI, index: VolumeIndex) async throws {
+        var volume = await index.volume(id: source.volume.heketiID)
+        if volume == nil, let fetched = try await heketi.volumeIfExists(id: source.volume.heketiID) {
+            await index.record(fetched)
+            volume = fetched
+        }
+        guard let volume, (HeketiSnapshotName(parsing: volume.name) != nil) == source.isSnapshot else {
+            throw CSIError(.notFound, "source \(source.description) does not exist in Heketi")
         }
     }
 

@@ -100,12 +100,17 @@ actor VolumeIndex {
     /// Brings the index up to date with Heketi: fetches volumes it has not seen, drops deleted ones.
     /// Concurrent callers share one catch-up.
     func catchUp(with heketi: any HeketiAPI) async throws {
-        if let catchingUp {
-            return try await catchingUp.value
+        if let running = catchingUp {
+            // Made with another caller's client and credentials (the start-up build has only the
+            // controller's own key, perhaps none): when it fails, this caller's may still work.
+            if (try? await running.value) != nil { return }
+            // Another caller may have started a newer one meanwhile (the failed one may still be
+            // recorded until its own caller resumes).
+            if let again = catchingUp, again != running { return try await again.value }
         }
         let task = Task { try await self.fetchChanges(from: heketi) }
         catchingUp = task
-        defer { catchingUp = nil }
+        defer { if catchingUp == task { catchingUp = nil } }
         try await task.value
     }
 

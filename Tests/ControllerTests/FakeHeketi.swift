@@ -28,6 +28,8 @@ final class FakeHeketi: HeketiAPI, Sendable {
         var timeOutAfterNextCreate = false
         /// When set, the next `GET /volumes` takes its snapshot and then waits for `releaseList()`.
         var holdNextList = false
+        /// When set, a held list fails with this once released.
+        var failHeldList: HeketiError?
         var heldList: CheckedContinuation<Void, Never>?
     }
 
@@ -73,6 +75,7 @@ final class FakeHeketi: HeketiAPI, Sendable {
         }
         if hold {
             await withCheckedContinuation { continuation in state.withLock { $0.heldList = continuation } }
+            if let failure = state.withLock({ $0.failHeldList }) { throw failure }
         }
         return ids
     }

@@ -260,6 +260,24 @@ import Testing
         #expect(await csiError { _ = try await service.createVolume(missing, context: context()) }?.code == .notFound)
     }
 
+    @Test func aSourceOfTheOtherKindIsNotFound() async throws {
+        let heketi = FakeHeketi()
+        let service = makeService(heketi)
+        let source = try await volume(service)
+        let snapshot = try await service.createSnapshot(snapshotRequest(of: source), context: context()).snapshot
+        let cloneID = try #require(SnapshotID(parsing: snapshot.snapshotID)).heketiID
+        // A volume named as a snapshot, and a snapshot's clone named as a volume.
+        var restoreAVolume = createRequest("pvc-from-volume")
+        restoreAVolume.volumeContentSource.snapshot.snapshotID = "s1:" + source.dropFirst(3)
+        var cloneASnapshot = createRequest("pvc-from-snapshot-clone")
+        cloneASnapshot.volumeContentSource.volume.volumeID = "v1:\(cloneID):\(heketiURL)"
+        for request in [restoreAVolume, cloneASnapshot] {
+            let error = await csiError { _ = try await service.createVolume(request, context: context()) }
+            #expect(error?.code == .notFound, "\(request.name): \(error?.description ?? "no error")")
+        }
+        #expect(clones(heketi) == 1)
+    }
+
     @Test func deletingTheSourceKeepsItsSnapshotsRestorable() async throws {
         let heketi = FakeHeketi()
         let service = makeService(heketi)

@@ -40,6 +40,27 @@ import Testing
         #expect(await index.reserveGID(in: 2000...3000) == 2001)
     }
 
+    /// The start-up build runs with the controller's own key (perhaps none); a call with the right
+    /// key that arrives meanwhile must not inherit its refusal.
+    @Test func aCatchUpThatFailsForOneCallerLeavesTheNextToTryItsOwn() async throws {
+        let keyless = FakeHeketi()
+        keyless.state.withLock { state in
+            state.holdNextList = true
+            state.failHeldList = .unauthorized("no key is configured")
+        }
+        let keyed = FakeHeketi()
+        keyed.seed(name: "existing")
+        let index = VolumeIndex()
+        let first = Task { try await index.catchUp(with: keyless) }
+        for _ in 0..<500 where !keyless.isHoldingList { try await Task.sleep(for: .milliseconds(2)) }
+        let second = Task { try await index.catchUp(with: keyed) }
+        try await Task.sleep(for: .milliseconds(50))  // joins the held catch-up
+        keyless.releaseList()
+        await #expect(throws: HeketiError.self) { try await first.value }
+        try await second.value
+        #expect(await index.volume(named: "existing") != nil)
+    }
+
     @Test func aCloneCatchingUpWhileAnotherCreateFinishesLosesNothing() async throws {
         let heketi = FakeHeketi()
         let service = makeService(heketi)

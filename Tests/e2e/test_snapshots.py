@@ -216,10 +216,6 @@ def test_a_snapshot_is_never_a_volume_and_a_volume_never_a_snapshot(csi, mock):
     assert {v["id"] for v in all_heketi_volumes(heketi)} == {clone_id, source.volume_context["heketiVolumeID"]}
 
 
-@pytest.mark.xfail(strict=True, reason="driver bug: CreateVolume's content source is not checked against the "
-                   "Heketi name: a volume source v1:<a snapshot clone's Heketi ID> clones the snapshot, and a "
-                   "snapshot source s1:<a volume's Heketi ID> restores the volume, although every other RPC answers "
-                   "NOT_FOUND for these IDs")
 @pytest.mark.parametrize("kind", ["volume source naming a snapshot", "snapshot source naming a volume"])
 def test_a_content_source_of_the_other_kind_is_not_found(csi, mock, kind):
     source = mock.volume("pvc-source-kinds")
@@ -358,9 +354,6 @@ def test_secrets_come_from_the_request_or_the_controllers_key(csi, heketi, start
     assert heketi_testlib.ADMIN_KEY not in keyed.driver.log() + bare.driver.log()
 
 
-@pytest.mark.xfail(strict=True, reason="driver bug: a call that arrives while a controller without a key of its "
-                   "own reads Heketi's volumes at startup joins that read and fails UNAUTHENTICATED ('no key is "
-                   "configured'), although the call carries the key; CreateVolume and ListSnapshots by source too")
 def test_a_call_during_the_startup_read_of_heketi_uses_its_own_key(csi, heketi, start_driver):
     keyed = Controller(csi, start_driver(*controller_args(heketi)))
     source = keyed.volume("pvc-startup-key")

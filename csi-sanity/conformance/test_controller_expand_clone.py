@@ -100,11 +100,7 @@ def test_clone_of_a_source_that_does_not_exist_is_not_found(pb, controller, cap,
 
 
 @pytest.mark.parametrize("snapshot_id", [
-    "non-existing-snapshot-id", "unknown", "a volume's ID",
-    pytest.param("a volume's Heketi ID as a snapshot ID", marks=pytest.mark.xfail(strict=True, reason=(
-        "driver bug: CreateVolume restores a plain volume named by s1:<its Heketi ID>, although GetSnapshot, "
-        "ListSnapshots and DeleteSnapshot treat that ID as no snapshot; the content source is not checked against "
-        "the Heketi name")))])
+    "non-existing-snapshot-id", "unknown", "a volume's ID", "a volume's Heketi ID as a snapshot ID"])
 def test_restore_of_a_snapshot_that_does_not_exist_is_not_found(pb, controller, cap, params, secrets, heketi, res,
                                                                 shared_volume, snapshot_id):
     # CREATE_DELETE_SNAPSHOT: a snapshot source this driver does not know → NOT_FOUND.
