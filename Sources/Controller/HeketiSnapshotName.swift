@@ -1,3 +1,5 @@
+import CSICore
+
 /// The Heketi (and gluster) name of the clone that holds a snapshot:
 /// `snap-<name hash>-<created>_<source>`, 60 bytes.
 ///
@@ -45,11 +47,7 @@ struct HeketiSnapshotName: Sendable, Hashable, CustomStringConvertible {
     var description: String { value }
 
     static func lookupPrefix(csiName: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in csiName.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
+        let hash = fnv1a64(csiName)
         // The top 48 bits: multiplying carries a change only towards higher bits, so only the high
         // bits depend on every bit of every byte.
         return prefix + hex(hash >> 16, digits: 12) + "-"

@@ -1,3 +1,5 @@
+import CSICore
+
 /// The Heketi (and gluster) volume name for a CSI volume name: deterministic, so a retry, a
 /// restarted controller or a restarted Heketi all arrive at the same name and find the volume
 /// instead of creating a second one.
@@ -56,14 +58,9 @@ struct HeketiVolumeName: Sendable, Hashable, CustomStringConvertible {
             })
     }
 
-    /// FNV-1a 64: stable across processes and versions (Swift's Hasher is randomly seeded).
+    /// The first 10 of the 16 hex digits of FNV-1a 64.
     private static func hash(_ text: String) -> String {
-        var value: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            value ^= UInt64(byte)
-            value &*= 0x0000_0100_0000_01B3
-        }
-        let hex = String(value, radix: 16)
+        let hex = String(fnv1a64(text), radix: 16)
         return String((String(repeating: "0", count: 16 - hex.count) + hex).prefix(10))
     }
 }
