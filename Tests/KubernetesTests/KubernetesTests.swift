@@ -211,6 +211,26 @@ final class FakeAPI: HTTPStreamingTransport {
         #expect(api.patchedNames == ["pv-a", "pv-a", "pv-gone", "pv-a"])
     }
 
+    /// Counts of `requests` matching `prefix`.
+    func count(_ api: FakeAPI, _ prefix: String) -> Int {
+        api.state.withLock { $0.requests.filter { $0.hasPrefix(prefix) }.count }
+    }
+
+    /// Waits (up to 10 s: the machine may be busy) until `prefix` requests reach `atLeast`, then
+    /// checks that 500 ms more add only a handful: with 20 ms doubling to 100 ms (±20 %), at most
+    /// 500 / 80 + 2. A loop without backoff would add hundreds.
+    func expectBackoff(_ api: FakeAPI, _ prefix: String, atLeast: Int = 3) async {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while count(api, prefix) < atLeast, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        let before = count(api, prefix)
+        #expect(before >= atLeast, "only \(before) \(prefix) requests in 10 s")
+        try? await Task.sleep(for: .milliseconds(500))
+        let added = count(api, prefix) - before
+        #expect(added <= 8, "\(added) \(prefix) requests in 500 ms")
+    }
+
     @Test func aRefusedListIsRetriedWithBackoff() async {
         let api = FakeAPI()
         api.state.withLock { state in
@@ -218,38 +238,29 @@ final class FakeAPI: HTTPStreamingTransport {
             state.listStatus = 403
         }
         let task = Task { await reconciler(api).run() }
-        try? await Task.sleep(for: .milliseconds(300))
-        let refused = api.state.withLock { $0.requests.count }
+        await expectBackoff(api, "GET")
         api.state.withLock { $0.listStatus = 200 }
         let deadline = ContinuousClock.now + .seconds(10)
         while api.patchedNames.isEmpty, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
         task.cancel()
         await task.value
-        // 20 ms doubling to 100 ms: a handful of tries in 300 ms, not hundreds.
-        #expect(refused >= 2 && refused <= 10, "\(refused) lists")
         #expect(api.patchedNames == ["pv-a"])
     }
 
     @Test func watchesThatEndAtOnceOrReportErrorsBackOff() async {
-        let api = FakeAPI()
-        let empty = Array(repeating: [String](), count: 50)
+        let empty = Array(repeating: [String](), count: 200)
         let errors = Array(
             repeating: [#"{"type":"ERROR","object":{"kind":"Status","code":500,"message":"etcd unavailable"}}"#],
-            count: 50)
+            count: 200)
         for scripts in [empty, errors] {
-            api.state.withLock { state in
-                state.watchScripts = scripts
-                state.requests = []
-            }
+            let api = FakeAPI()
+            api.state.withLock { $0.watchScripts = scripts }
             let task = Task { await reconciler(api).run() }
-            try? await Task.sleep(for: .milliseconds(300))
+            await expectBackoff(api, "WATCH")
             task.cancel()
             await task.value
-            let watches = api.state.withLock { $0.requests.filter { $0.hasPrefix("WATCH") }.count }
-            // 20 ms doubling to 100 ms: a handful in 300 ms, not one per millisecond.
-            #expect(watches >= 2 && watches <= 10, "\(watches) watches")
             // Resumed from the list's resourceVersion, not listed again.
-            #expect(api.state.withLock { $0.requests.filter { $0.hasPrefix("GET") }.count } == 1)
+            #expect(count(api, "GET") == 1)
         }
     }
 

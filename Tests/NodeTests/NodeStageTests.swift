@@ -159,11 +159,12 @@ struct NodeStageTests {
         let staging = fixture.staging
         mounter.onMount { _ in mounter.addMount(at: staging, source: "half:/mounted") }
         // The mount uses up the caller's deadline (asleep: no thread of the shared pool is held).
-        mounter.setMountDuration(.milliseconds(1_200))
+        mounter.setMountDuration(.milliseconds(4_500))
         mounter.failMounts([MountError(kind: .timedOut(.seconds(5)), command: ["mount"])])
         var context = fixture.context
-        // Room for the checks before the mount on a busy test machine; the mount then takes longer.
-        context.deadline = .now + .seconds(1)
+        // Room for the checks before the mount even when the whole suite runs in parallel on two
+        // busy cores (1 s was not always enough); the mount then takes longer.
+        context.deadline = .now + .seconds(4)
         let error = await csiError {
             _ = try await fixture.service.stageVolume(fixture.stageRequest(), context: context)
         }
