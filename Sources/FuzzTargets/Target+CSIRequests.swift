@@ -97,6 +97,19 @@ enum CSIRequestsTarget {
         print("\(name): \(answer)\n    backend: \(backend.joined(separator: "; "))")
     }
 
+    /// Runs a handler to its end on the concurrency pool: its response or what it threw.
+    static func outcome<Response: Sendable>(
+        of call: @escaping @Sendable () async throws -> Response
+    ) -> Result<Response, any Error> {
+        runBlocking {
+            do {
+                return .success(try await call())
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
     /// Checks an outcome against what every handler promises, whatever the method.
     static func checkOutcome<Response>(_ outcome: Result<Response, any Error>, logs: RecordingLogHandler.Store) {
         if case .failure(let error) = outcome {
@@ -165,13 +178,7 @@ extension CSIRequestsTarget {
             let run = ControllerRun(ControllerScenario(scenario.0))
             let service = run.makeService()
             let context = context(run.logs)
-            let outcome = runBlocking { () -> Result<Response, any Error> in
-                do {
-                    return .success(try await call(service, request, context))
-                } catch {
-                    return .failure(error)
-                }
-            }
+            let outcome = Self.outcome { try await call(service, request, context) }
             checkOutcome(outcome, logs: run.logs)
             checkHeketi(run)
             report(
@@ -369,13 +376,7 @@ extension CSIRequestsTarget {
                 volumeContext: volumeContext?(request) ?? [:])
             guard let service = run.service else { return }
             let context = context(run.logs)
-            let outcome = runBlocking { () -> Result<Response, any Error> in
-                do {
-                    return .success(try await call(service, request, context))
-                } catch {
-                    return .failure(error)
-                }
-            }
+            let outcome = Self.outcome { try await call(service, request, context) }
             checkOutcome(outcome, logs: run.logs)
             report(name, outcome, backend: run.mounter.calls + run.probe.probed.map { "probe \($0)" })
             // Whatever reached the mounter or the probe came from a request whose paths are all in
