@@ -60,39 +60,20 @@ extension ControllerService {
             throw CSIError(
                 .unimplemented, "ListVolumes needs the controller's default Heketi; start it with --heketi-url")
         }
-        guard request.maxEntries >= 0 else {
-            throw CSIError(.invalidArgument, "max_entries must not be negative, got \(request.maxEntries)")
-        }
-        var offset = 0
-        if !request.startingToken.isEmpty {
-            guard let parsed = Int(request.startingToken), parsed >= 0 else {
-                throw CSIError(
-                    .aborted,
-                    "starting_token '\(request.startingToken)' was not issued by this driver; list again from the start"
-                )
-            }
-            offset = parsed
-        }
+        let page = try ListPage(startingToken: request.startingToken, maxEntries: request.maxEntries)
         let endpoint = try connections.endpoint(url: nil)
         let index = connections.index(for: endpoint)
         try await index.catchUp(with: connections.client(for: endpoint))
         // Snapshots are Heketi volumes too; ListSnapshots lists them.
         let volumes = await index.allVolumes().filter { HeketiSnapshotName(parsing: $0.name) == nil }
-        guard offset <= volumes.count else {
-            throw CSIError(
-                .aborted,
-                "starting_token '\(request.startingToken)' is past the end of the list; list again from the start")
-        }
-        let end = request.maxEntries == 0 ? volumes.count : min(volumes.count, offset + Int(request.maxEntries))
+        let (range, nextToken) = try page.entries(of: volumes.count)
         var response = Csi_V1_ListVolumesResponse()
-        response.entries = try volumes[offset..<end].map { volume throws(CSIError) in
+        response.entries = try volumes[range].map { volume throws(CSIError) in
             var entry = Csi_V1_ListVolumesResponse.Entry()
             entry.volume = try csiVolume(volume, recordedURL: endpoint.url)
             return entry
         }
-        if end < volumes.count {
-            response.nextToken = String(end)
-        }
+        response.nextToken = nextToken
         return response
     }
 

@@ -170,10 +170,7 @@ extension ControllerService {
     public func listSnapshots(
         _ request: Csi_V1_ListSnapshotsRequest, context: RequestContext
     ) async throws -> Csi_V1_ListSnapshotsResponse {
-        guard request.maxEntries >= 0 else {
-            throw CSIError(.invalidArgument, "max_entries must not be negative, got \(request.maxEntries)")
-        }
-        let offset = try Self.offset(fromToken: request.startingToken)
+        let page = try ListPage(startingToken: request.startingToken, maxEntries: request.maxEntries)
         var snapshots: [(HeketiVolume, HeketiSnapshotName)] = []
         var recordedURL = ""
         if !request.snapshotID.isEmpty {
@@ -216,21 +213,14 @@ extension ControllerService {
                 return (volume, name)
             }
         }
-        guard offset <= snapshots.count else {
-            throw CSIError(
-                .aborted,
-                "starting_token '\(request.startingToken)' is past the end of the list; list again from the start")
-        }
-        let end = request.maxEntries == 0 ? snapshots.count : min(snapshots.count, offset + Int(request.maxEntries))
+        let (range, nextToken) = try page.entries(of: snapshots.count)
         var response = Csi_V1_ListSnapshotsResponse()
-        response.entries = try snapshots[offset..<end].map { clone, name throws(CSIError) in
+        response.entries = try snapshots[range].map { clone, name throws(CSIError) in
             var entry = Csi_V1_ListSnapshotsResponse.Entry()
             entry.snapshot = try csiSnapshot(clone, name: name, recordedURL: recordedURL)
             return entry
         }
-        if end < snapshots.count {
-            response.nextToken = String(end)
-        }
+        response.nextToken = nextToken
         return response
     }
 
@@ -289,18 +279,6 @@ extension ControllerService {
                 "unknown VolumeSnapshotClass parameter '\(printable(key))': this driver takes none (the Heketi "
                     + "secret goes in csi.storage.k8s.io/snapshotter-secret-name and -namespace); remove it")
         }
-    }
-
-    /// A paging token this driver issued: the offset of the next entry. Anything else → ABORTED,
-    /// as the spec says.
-    static func offset(fromToken token: String) throws(CSIError) -> Int {
-        guard !token.isEmpty else { return 0 }
-        guard let offset = Int(token), offset >= 0 else {
-            throw CSIError(
-                .aborted,
-                "starting_token '\(printable(token))' was not issued by this driver; list again from the start")
-        }
-        return offset
     }
 
     /// Wall-clock seconds since 1970: a snapshot's creation time.
