@@ -102,11 +102,7 @@ extension ControllerService {
     /// volume; the name tells them apart): anything else is NOT_FOUND, as the other calls answer
     /// for an ID of the wrong kind. The index normally knows the source; if not, Heketi is asked.
     private static func checkKind(of source: CloneSource, heketi: any HeketiAPI, index: VolumeIndex) async throws {
-        var volume = await index.volume(id: source.volume.heketiID)
-        if volume == nil, let fetched = try await heketi.volumeIfExists(id: source.volume.heketiID) {
-            await index.record(fetched)
-            volume = fetched
-        }
+        let volume = try await index.volume(id: source.volume.heketiID, askingIfUnknown: heketi)
         guard let volume, (HeketiSnapshotName(parsing: volume.name) != nil) == source.isSnapshot else {
             throw CSIError(.notFound, "source \(source.description) does not exist in Heketi")
         }

@@ -67,12 +67,9 @@ extension ControllerService {
         // Normally the index knows the source, so no request is needed (a source deleted since
         // makes the clone fail with "Id not found" below); one made outside the driver since the
         // last catch-up (a static volume) is asked for.
-        var known = await index.volume(id: source.heketiID)
-        if known == nil, let fetched = try await heketi.volumeIfExists(id: source.heketiID) {
-            await index.record(fetched)
-            known = fetched
-        }
-        guard let sourceVolume = known, HeketiSnapshotName(parsing: sourceVolume.name) == nil else {
+        guard let sourceVolume = try await index.volume(id: source.heketiID, askingIfUnknown: heketi),
+            HeketiSnapshotName(parsing: sourceVolume.name) == nil
+        else {
             throw CSIError(.notFound, "source volume \(source) does not exist in Heketi")
         }
         let snapshotName = HeketiSnapshotName(
@@ -126,11 +123,7 @@ extension ControllerService {
                 key: key, subject: "snapshot \(id.heketiID) on Heketi \(endpoint.url)", deadline: waitDeadline(context)
             ) { [logger = context.logger] in
                 // The index tells a snapshot's clone from a volume without a request when it knows it.
-                var clone = await index.volume(id: id.heketiID)
-                if clone == nil {
-                    clone = try await heketi.volumeIfExists(id: id.heketiID)
-                }
-                guard let clone else {
+                guard let clone = try await index.volume(id: id.heketiID, askingIfUnknown: heketi) else {
                     await index.remove(id: id.heketiID)
                     return true
                 }

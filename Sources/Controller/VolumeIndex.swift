@@ -66,6 +66,16 @@ actor VolumeIndex {
 
     func volume(id: String) -> HeketiVolume? { byID[id] }
 
+    /// The volume with this ID from the index or, when the index does not know it (made outside
+    /// the driver since the last catch-up), from Heketi, then recorded; nil when Heketi does not
+    /// know it either.
+    func volume(id: String, askingIfUnknown heketi: any HeketiAPI) async throws(HeketiError) -> HeketiVolume? {
+        if let known = byID[id] { return known }
+        guard let fetched = try await heketi.volumeIfExists(id: id) else { return nil }
+        record(fetched)
+        return fetched
+    }
+
     /// The clone of the snapshot whose clone names start with `lookupPrefix` (HeketiSnapshotName),
     /// the earliest if there are several. Costs no request.
     func snapshot(lookupPrefix: String) -> HeketiVolume? {
